@@ -187,8 +187,16 @@ class VideoDataModule(L.LightningDataModule):
         if c["source"] == "features":
             from vidrnn.data.features import FeatureDataset, load_cache_meta
 
+            if not c.get("cache"):
+                raise ConfigError("data.cache is required for data.source='features'")
             meta = load_cache_meta(c["cache"])
+            if not meta.get("data"):
+                raise ConfigError(f"feature cache {c['cache']} was made from a list of videos without labels; "
+                                  "extract it with --config to train from it")
             annotations, self.classes = resolve_annotations(meta["data"])
+            # The video pipeline that made the features: what predict needs to run on raw video.
+            self.cfg.update(sampler=meta["sampler"], test_sampler=meta["sampler"], transform=meta["transform"],
+                            decode_size=meta["decode_size"], feature_kind=meta["kind"])
             for part, samples in annotations.items():
                 if samples:
                     self.splits[part] = FeatureDataset(c["cache"], samples, training=part == "train",

@@ -419,19 +419,26 @@ class VideoClipDataset(Dataset):
 def collate_clips(items: list[dict]) -> dict:
     """Batch dataset items, dropping skipped ones.
 
+    Items carry ``video`` (V, T, C, H, W) clips or cached ``features`` (V, T, ...); clips of
+    different lengths T are padded to the longest by repeating their last frame.
+
     Returns:
-        ``video`` ``(sum V, T, C, H, W)`` (every view of every video, in order), ``views``
-        int64 ``(B,)`` views per video, ``label`` int64 ``(B,)``, ``index`` int64 ``(B,)``,
-        ``skipped`` list of paths that failed to decode.
+        ``video`` or ``features`` ``(sum V, T, ...)`` (every view of every video, in order),
+        ``views`` int64 ``(B,)`` views per video, ``label`` int64 ``(B,)``, ``index`` int64
+        ``(B,)``, ``skipped`` list of paths that failed to load.
     """
     good = [it for it in items if "skipped" not in it]
     skipped = [it["skipped"] for it in items if "skipped" in it]
+    key = "features" if good and "features" in good[0] else "video"
+    empty = torch.zeros(0, dtype=torch.long)
     if not good:
-        return {"video": None, "views": torch.zeros(0, dtype=torch.long), "label": torch.zeros(0, dtype=torch.long),
-                "index": torch.zeros(0, dtype=torch.long), "skipped": skipped}
+        return {"video": None, "views": empty, "label": empty, "index": empty, "skipped": skipped}
+    xs = [it[key] for it in good]
+    T = max(x.shape[1] for x in xs)
+    xs = [x if x.shape[1] == T else torch.cat([x, x[:, -1:].expand(-1, T - x.shape[1], *x.shape[2:])], 1) for x in xs]
     return {
-        "video": torch.cat([it["video"] for it in good]),
-        "views": torch.tensor([len(it["video"]) for it in good]),
+        key: torch.cat(xs),
+        "views": torch.tensor([len(x) for x in xs]),
         "label": torch.tensor([it["label"] for it in good]),
         "index": torch.tensor([it["index"] for it in good]),
         "skipped": skipped,

@@ -1,0 +1,88 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vidrnn.cli import main
+from vidrnn.data.features import FeatureDataset, extract_features, load_cache_meta
+from vidrnn.data.video_folder import VideoSample, scan_video_folder
+from vidrnn.errors import ConfigError
+from vidrnn.layers.encoders import create_frame_encoder
+
+TINY = {"encoder": "tiny", "size": 32, "decode_size": 40}
+
+
+def test_extract_long_video_at_1fps_matches_direct_encoding(shared_data, tmp_path):
+    video = shared_data / "videos" / "clips" / "one-by-one-person-detection.mp4"  # 139.4 s
+    stats = extract_features(tmp_path / "c", videos=[str(video)], fps=1.0, batch_size=16, **TINY)
+    assert stats["done"] == 1 and stats["frames"] == 140
+    key = VideoSample(str(video), -1).key
+    feats = np.load(tmp_path / "c" / "features" / f"{key}.npy", mmap_mode="r")
+    info = json.loads((tmp_path / "c" / "features" / f"{key}.json").read_text())
+    assert isinstance(feats, np.memmap) and feats.shape == (140, 128)
+    assert info["times"][:3] == [0.0, 1.0, 2.0] and info["times"][-1] == 139.0
+    # the cached rows are the encoder's output for the frames at those times
+    from vidrnn.data.transforms import build_clip_transform
+    from vidrnn.io import VideoReader
+
+    enc = create_frame_encoder("tiny")
+    enc.load_state_dict(torch.load(tmp_path / "c" / "encoder.pt", weights_only=True))
+    enc.eval()
+    with VideoReader(video, size=40) as r:
+        frames, _ = r.get_frames_at([0.0, 77.0, 139.0])
+    with torch.no_grad():
+        direct = enc(build_clip_transform({"size": 32}, training=False)(frames)[None])[0]
+    np.testing.assert_allclose(feats[[0, 77, 139]].astype(np.float32), direct.numpy(), rtol=1e-2, atol=1e-2)
+
+
+def test_resume_shards_and_settings_guard(shared_data, tmp_path):
+    clips = sorted(str(p) for p in (shared_data / "videos" / "asl").glob("*.mkv"))[:4]
+    out = tmp_path / "c"
+    s0 = extract_features(out, videos=clips, fps=2.0, shard=0, num_shards=2, **TINY)
+    assert s0["videos"] == 2 and s0["done"] == 2
+    s1 = extract_features(out, videos=clips, fps=2.0, shard=1, num_shards=2, **TINY)
+    assert s1["done"] == 2
+    again = extract_features(out, videos=clips, fps=2.0, **TINY)  # everything already there: nothing redone
+    assert again["already_done"] == 4 and again["done"] == 0
+    assert len(list((out / "features").glob("*.npy"))) == 4 and not list((out / "features").glob("*.tmp*"))
+    with pytest.raises(ConfigError, match="other settings"):
+        extract_features(out, videos=clips, fps=5.0, **TINY)
+    with pytest.raises(ConfigError, match="--shard 2"):
+        extract_features(out, videos=clips, shard=2, num_shards=2, **TINY)
+
+
+def test_feature_dataset_windows_and_segments(shared_data, tmp_path):
+    samples, _ = scan_video_folder(shared_data / "videos" / "asl", label_from="stem")
+    samples = samples[:2]
+    extract_features(tmp_path / "c", videos=[s.path for s in samples], fps=10.0, **TINY)
+    full = FeatureDataset(tmp_path / "c", samples, training=False)
+    n = full[0]["features"].shape[1]
+    assert full[0]["features"].shape == (1, n, 128)
+    win = FeatureDataset(tmp_path / "c", samples, training=False, num_frames=4)[0]["features"]
+    assert win.shape[1:] == (4, 128) and win.shape[0] == -(-n // 4)  # windows cover every frame
+    torch.testing.assert_close(win[-1, -1], full[0]["features"][0, -1])
+    half = VideoSample(samples[0].path, 0, frac=(0.5, 1.0))
+    assert FeatureDataset(tmp_path / "c", [half], training=False)[0]["features"].shape[1] < n
+    missing = FeatureDataset(tmp_path / "c", [VideoSample("/nowhere/x.mp4", 0)], training=True)[0]
+    assert "not in the feature cache" in missing["error"]
+
+
+@pytest.mark.slow
+def test_fit_from_cache_then_predict_raw_video(shared_data, tmp_path):
+    out = tmp_path / "cache"
+    assert main(["extract-features", "--config", "lrcn_asl", "--out", str(out), "--fps", "4", "--encoder", "tiny",
+                 "--size", "32", "--decode-size", "40", "--set", f"data.root={shared_data / 'videos' / 'asl'}"]) == 0
+    meta = load_cache_meta(out)
+    assert meta["kind"] == "vector" and meta["data"]["label_from"] == "stem"
+    run = tmp_path / "run"
+    assert main(["fit", "-c", "deep_lstm_features", "--run-dir", str(run), f"data.cache={out}",
+                 "model.name=deep_lstm_tiny", "trainer.max_epochs=2", "trainer.accelerator=cpu"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["videos"]["train"] == 20 and summary["skipped_videos"] == []
+    clip = shared_data / "videos" / "clips" / "flipping_pancake.mkv"
+    res = tmp_path / "p.json"
+    assert main(["predict", str(run / "checkpoints" / "best.ckpt"), str(clip), "--output", str(res)]) == 0
+    r = json.loads(res.read_text())["results"][0]
+    assert r["topk"][0]["label"] in json.loads((run / "classes.json").read_text()).values()
+    assert r["timeline"]  # 10.4 s video: per-second labels
