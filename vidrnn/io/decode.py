@@ -164,6 +164,9 @@ class VideoReader:
             self._start_pts = self._stream.start_time or 0
             self._timestamps: np.ndarray | None = None
             self._gop_guess = 0.0  # longest keyframe spacing seen, seconds
+            self._dts_times = self._container.format.name == "avi"
+            rate = self._stream.average_rate or self._stream.guessed_rate
+            self._fps = float(rate) if rate else 0.0
             self._tc = None
             self.info = self._probe()
         except BaseException:
@@ -238,41 +241,24 @@ class VideoReader:
     def _decode_from(self, pts: int) -> Iterator[tuple[object, float]]:
         """Decode from the keyframe at or before ``pts``; yields ``(frame, seconds)``.
 
-        Timestamps follow libavcodec's best-effort rule (use dts instead of pts once pts has
-        gone backwards more often than dts), with one frame of look-ahead so the frame that
-        first reveals broken pts is corrected too (AVI files with packed B-frames carry pts
-        out of display order).
+        A frame's time is its pts, except in AVI, which stores no presentation times: FFmpeg
+        guesses them from packet order, and with packed B-frames (XviD/DivX) they come out of
+        display order while the dts count frames in display order, so dts are used there.
         """
         import av
 
         self._container.seek(max(int(pts), self._start_pts), stream=self._stream, backward=True, any_frame=False)
-        faulty_pts = faulty_dts = 0
-        last_pts = last_dts = None
-        held = None
-        use_dts = False
         try:
             for frame in self._container.decode(self._stream):
-                if frame.pts is not None and last_pts is not None and frame.pts <= last_pts:
-                    faulty_pts += 1
-                if frame.dts is not None and last_dts is not None and frame.dts <= last_dts:
-                    faulty_dts += 1
-                last_pts, last_dts = frame.pts, frame.dts
-                if frame.dts is not None:  # (flushed frames may lack dts: keep the rule)
-                    use_dts = frame.pts is None or faulty_pts > faulty_dts
-                if held is not None:
-                    yield held, self._seconds(held, use_dts)
-                held = frame
+                yield frame, self._seconds(frame)
         except av.EOFError:
-            pass
+            return
         except av.FFmpegError as e:
             raise VideoDecodeError(self.path, f"decoding failed, the file may be truncated or corrupt ({e})") from e
-        if held is not None:
-            yield held, self._seconds(held, use_dts)
 
-    def _seconds(self, frame, use_dts: bool) -> float:
-        ts = frame.dts if use_dts else frame.pts
-        if ts is None:
-            ts = frame.dts if frame.dts is not None else frame.pts
+    def _seconds(self, frame) -> float:
+        first, second = (frame.dts, frame.pts) if self._dts_times else (frame.pts, frame.dts)
+        ts = first if first is not None else second
         if ts is None:
             raise VideoDecodeError(self.path, "a decoded frame has no timestamp")
         return (ts - self._start_pts) * self._tb
@@ -306,6 +292,11 @@ class VideoReader:
         the first frame gives the first frame; after the last, the last frame. Repeated
         times yield the same frame again. Memory stays bounded by one decoded frame.
 
+        The decoder seeks when the next keyframe (predicted from the keyframe spacing seen so
+        far) lies at or before the wanted time, or, before any spacing is known, when the
+        wanted time is more than ``seek_threshold`` seconds ahead; otherwise it decodes
+        forward. A seek that lands behind the decoder's position makes it seek less eagerly.
+
         Raises:
             VideoDecodeError: the stream fails to decode.
         """
@@ -314,35 +305,38 @@ class VideoReader:
             return
         order = np.argsort(np.asarray(times, dtype=np.float64), kind="stable")
         gen = None
-        position = -math.inf  # presentation time of the newest frame pulled from the decoder
-        last = pending = None  # newest frame with time <= t; first frame with time > t
-        last_key = None
+        position = -math.inf  # time of the newest frame pulled from the decoder
+        last_key = None  # time of the newest keyframe pulled
+        last = pending = None  # (frame, time): newest with time <= t; pulled but not yet reached
         cached: tuple[object, torch.Tensor] | None = None
+
+        def note(item):
+            nonlocal position, last_key
+            if item is not None:
+                if item[0].key_frame:
+                    if last_key is not None and item[1] > last_key:
+                        self._gop_guess = max(self._gop_guess, item[1] - last_key)
+                    last_key = item[1]
+                position = item[1]
+            return item
+
         for i in order:
             t = float(times[i])
-            if gen is None or t - position > max(self.seek_threshold, self._gop_guess):
-                gen = self._decode_from(self._start_pts + int(math.floor(max(t, 0.0) / self._tb)))
-                last = pending = None
-                sought_from, last_key = position, None
-            else:
-                sought_from = None
+            if gen is None or (pending is None and self._should_seek(t, position, last_key)):
+                before = position
+                gen, pending = self._seek(t)
+                last = None
+                if pending is not None and pending[1] < before - _EPS:
+                    # the seek landed behind where we were: keyframes are sparser than guessed
+                    self._gop_guess = max(self._gop_guess, t - pending[1])
+                note(pending)
             while True:
                 if pending is None:
-                    pending = next(gen, None)
+                    if last is not None and self._still_shown(last, t):
+                        break  # no need to decode the next frame to know what is on screen at t
+                    pending = note(next(gen, None))
                     if pending is None:
-                        break
-                    pt = pending[1]
-                    if sought_from is not None:
-                        if pt < sought_from - _EPS:
-                            # The seek landed behind where we already were: keyframes are
-                            # sparser than we thought; seek less eagerly from now on.
-                            self._gop_guess = max(self._gop_guess, t - pt)
-                        sought_from = None
-                    if pending[0].key_frame:
-                        if last_key is not None:
-                            self._gop_guess = max(self._gop_guess, pt - last_key)
-                        last_key = pt
-                    position = pt
+                        break  # end of stream: the last frame stays on screen
                 if pending[1] <= t + _EPS:
                     last, pending = pending, None
                 else:
@@ -353,6 +347,36 @@ class VideoReader:
             if cached is None or cached[0] is not frame[0]:
                 cached = (frame[0], self._to_tensor(frame[0]))
             yield int(i), cached[1], frame[1]
+
+    def _seek(self, t: float):
+        """A decoder positioned at the keyframe at or before ``t``: ``(generator, first frame)``.
+
+        Containers index keyframes by decode time, which can precede the presentation time
+        (MP4 with B-frames), so the seek aims a little past ``t``; if that lands after ``t``
+        (a keyframe in between), it seeks further back.
+        """
+        step = 0.5 / self._fps if self._fps > 0 else 0.01
+        for target in (t + step, t - max(1.0, 2 * self._gop_guess), 0.0):
+            gen = self._decode_from(self._start_pts + int(math.floor(max(target, 0.0) / self._tb)))
+            first = next(gen, None)
+            if first is None or first[1] <= t + _EPS or target <= 0.0:
+                return gen, first
+        raise AssertionError("unreachable")
+
+    def _still_shown(self, last, t: float) -> bool:
+        """True if frame ``last`` = (frame, time) certainly still shows at ``t``: ``t`` is in the
+        first half of its duration (half, so a rounded-up duration cannot mislead)."""
+        f, ft = last
+        return bool(f.duration) and t + _EPS < ft + 0.5 * f.duration * self._tb
+
+    def _should_seek(self, t: float, position: float, last_key: float | None) -> bool:
+        """Seek to reach ``t`` if the next keyframe is predicted at or before it (or, with the
+        keyframe spacing still unknown, if ``t`` is ``seek_threshold`` seconds ahead)."""
+        if t <= position + _EPS:
+            return False
+        if self._gop_guess > 0 and last_key is not None:
+            return last_key + self._gop_guess <= t + _EPS
+        return t - position > self.seek_threshold
 
     def _iter_torchcodec(self, times):  # pragma: no cover - needs FFmpeg shared libraries
         if self._tc is None:
