@@ -152,3 +152,22 @@ def test_bad_inputs_name_the_file(tmp_path, shared_data):
 def test_read_video_all_frames(shared_data):
     v = read_video(shared_data / "videos" / "clips" / "v_CricketShot_g04_c01_rgb.gif")
     assert v.shape == (79, 3, 224, 224) and v.dtype == torch.uint8
+
+
+def test_torchcodec_backend_gives_the_same_frames(shared_data):
+    from vidrnn.io import available_backends
+
+    if "torchcodec" not in available_backends():
+        pytest.skip("torchcodec (and FFmpeg's shared libraries) not installed")
+    for name in ("arm_wrestling.mp4", "flipping_pancake.mkv", "ucf101_xvid_320x240.avi", "v_CricketShot_g04_c01_rgb.gif"):
+        video = shared_data / "videos" / "clips" / name
+        with VideoReader(video) as r:
+            ts = r.frame_timestamps()
+            # (inside the video: past the end of an AVI, whose timestamps are guessed, the
+            # two FFmpeg builds may disagree by one frame)
+            times = [ts[0], ts[len(ts) // 2], r.info.duration / 3, ts[-2]]
+            a, pa = r.get_frames_at(times)
+        with VideoReader(video, backend="torchcodec") as r:
+            b, pb = r.get_frames_at(times)
+        assert torch.equal(a, b), name
+        torch.testing.assert_close(pa, pb)

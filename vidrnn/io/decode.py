@@ -152,6 +152,8 @@ class VideoReader:
             raise ValueError(f"backend={backend!r}: expected 'auto', 'pyav' or 'torchcodec'")
         if backend == "torchcodec" and "torchcodec" not in available_backends():
             raise ValueError("backend='torchcodec' but torchcodec does not import on this machine")
+        if backend == "torchcodec" and size is not None:
+            raise ValueError("size= (resizing while decoding) needs backend='pyav'")
         self.backend = "pyav" if backend == "auto" else backend
         self.size = size
         self.seek_threshold = float(seek_threshold)
@@ -378,21 +380,23 @@ class VideoReader:
             return last_key + self._gop_guess <= t + _EPS
         return t - position > self.seek_threshold
 
-    def _iter_torchcodec(self, times):  # pragma: no cover - needs FFmpeg shared libraries
+    def _iter_torchcodec(self, times):
         if self._tc is None:
             from torchcodec.decoders import VideoDecoder
 
             self._tc = VideoDecoder(str(self.path), stream_index=self._stream.index, dimension_order="NCHW")
         start = self._start_pts * self._tb
+        md = self._tc.metadata
+        first = float(md.begin_stream_seconds or 0.0)
+        end = float(md.end_stream_seconds) if md.end_stream_seconds is not None else math.inf
         order = np.argsort(np.asarray(times, dtype=np.float64), kind="stable")
-        first = float(self._tc.metadata.begin_stream_seconds or 0.0)
         for i in order:
             t = max(float(times[i]) + start, first)
-            fb = self._tc.get_frames_played_at(seconds=[t])
-            frame = fb.data[0]
-            if self.size is not None:
-                raise ValueError("size= is only implemented for the PyAV backend")
-            yield int(i), frame, float(fb.pts_seconds[0]) - start
+            if t < end - 1e-6:
+                fb = self._tc.get_frames_played_at(seconds=[t])
+            else:  # at or past the end: the last frame (its pts may equal end_stream_seconds)
+                fb = self._tc.get_frames_at(indices=[len(self._tc) - 1])
+            yield int(i), fb.data[0], float(fb.pts_seconds[0]) - start
 
     def get_frames_at(self, times: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
         """Frames shown at ``times`` (seconds from the stream start), in the order given.
