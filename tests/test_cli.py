@@ -120,3 +120,24 @@ def test_fit_on_real_asl_clips_and_predict_every_clip(shared_data, tmp_path, cap
     assert [Path(r["video"]).name for r in res] == [c.name for c in clips]
     names = set(json.loads((run / "classes.json").read_text()).values())
     assert all(r["topk"][0]["label"] in names for r in res)
+
+
+def test_bad_video_in_dataset_is_skipped_and_counted(tmp_path):
+    import numpy as np
+
+    from conftest import write_video
+
+    root = tmp_path / "videos"
+    for cls in ("a", "b"):
+        (root / cls).mkdir(parents=True)
+        for k in range(3):
+            frames = np.full((10, 24, 24, 3), 40 * k + (100 if cls == "b" else 0), np.uint8)
+            write_video(root / cls / f"{cls}{k}.mp4", frames)
+    (root / "b" / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x07" * 2000)
+    run = tmp_path / "run"
+    assert main(["fit", "--run-dir", str(run), "data.source=folder", f"data.root={root}",
+                 "data.split={mode: videos, val: 0.0, test: 0.0}", "data.transform.size=16", "data.decode_size=24",
+                 "data.sampler.num_frames=4", *FAST]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["videos"]["train"] == 7
+    assert [Path(p).name for p in summary["skipped_videos"]] == ["corrupt.mp4"]

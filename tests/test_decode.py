@@ -171,3 +171,20 @@ def test_torchcodec_backend_gives_the_same_frames(shared_data):
             b, pb = r.get_frames_at(times)
         assert torch.equal(a, b), name
         torch.testing.assert_close(pa, pb)
+
+
+def test_video_with_zero_frames_is_reported(tmp_path):
+    import av
+
+    path = tmp_path / "noframes.mkv"  # a video stream in the header, but only audio packets
+    with av.open(str(path), "w") as c:
+        v = c.add_stream("libx264", rate=10)
+        v.width, v.height, v.pix_fmt = 32, 32, "yuv420p"
+        a = c.add_stream("pcm_s16le", rate=8000, layout="mono")
+        af = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        af.sample_rate = 8000
+        for p in a.encode(af):
+            c.mux(p)
+    assert path.stat().st_size > 0
+    with pytest.raises(VideoDecodeError, match="noframes.mkv.*(zero|no video|not a readable)"):
+        VideoReader(path)

@@ -171,7 +171,17 @@ class VideoDataModule(L.LightningDataModule):
 
     def __init__(self, cfg: dict):
         super().__init__()
-        self.cfg = {**DATA_DEFAULTS, **cfg}
+        from vidrnn.config import merge
+
+        # Nested settings merge over the defaults (``data.transform.size=64`` keeps the other
+        # transform settings); a sampler given with another name replaces the default one.
+        self.cfg = merge(DATA_DEFAULTS, {k: v for k, v in cfg.items() if k not in ("sampler", "test_sampler")})
+        for key in ("sampler", "test_sampler"):
+            given = cfg.get(key)
+            base = DATA_DEFAULTS[key]
+            if isinstance(given, dict) and "name" not in given and isinstance(base, dict):
+                given = {**base, **given}
+            self.cfg[key] = given if key in cfg else base
         c = self.cfg
         self.splits: dict[str, Dataset] = {}
         if c["source"] == "digits":
