@@ -188,3 +188,18 @@ def test_video_with_zero_frames_is_reported(tmp_path):
     assert path.stat().st_size > 0
     with pytest.raises(VideoDecodeError, match="noframes.mkv.*(zero|no video|not a readable)"):
         VideoReader(path)
+
+
+@pytest.mark.parametrize("suffix,codec", [(".webm", "libvpx-vp9"), (".mkv", "libx264"), (".avi", "mpeg4"),
+                                          (".mp4", "libx264")])
+def test_written_containers_round_trip_frame_order(tmp_path, suffix, codec):
+    T = 8
+    frames = np.zeros((T, 32, 32, 3), np.uint8)
+    for i in range(T):
+        frames[i, :, 4 * i:4 * i + 4] = 255  # a bar that moves right: frame order is visible
+    path = write_video(tmp_path / f"clip{suffix}", frames, codec=codec)
+    with VideoReader(path) as r:
+        assert len(r.frame_timestamps()) == T
+        got, _ = r.get_frames(list(range(T)))
+    bar = got.float().mean(dim=(1, 2)).argmax(dim=1)  # column of the bar in each frame
+    assert (bar // 4).tolist() == list(range(T))

@@ -1,5 +1,8 @@
-"""Decoding, frame sampling and writing of videos."""
+"""Decoding (PyAV, TorchCodec) and frame samplers."""
 
 from vidrnn.io.decode import VideoInfo, VideoReader, available_backends, probe_video, read_video
+from vidrnn.io.sampling import (DenseSampler, FixedRateSampler, FrameSampler, SegmentSampler, UniformSampler,
+                                build_sampler)
 
-__all__ = ["VideoInfo", "VideoReader", "available_backends", "probe_video", "read_video"]
+__all__ = ["VideoInfo", "VideoReader", "available_backends", "probe_video", "read_video", "FrameSampler",
+           "UniformSampler", "SegmentSampler", "DenseSampler", "FixedRateSampler", "build_sampler"]

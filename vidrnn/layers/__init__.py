@@ -1,0 +1,8 @@
+"""Model-agnostic blocks: frame encoders, recurrent cells, temporal pooling."""
+
+from vidrnn.layers.cells import LSTMLayer, PeepholeLSTM, PeepholeLSTMCell, StackedRNN
+from vidrnn.layers.encoders import FrameEncoder, TinyCNN, create_frame_encoder
+from vidrnn.layers.pooling import temporal_max, windowed_max
+
+__all__ = ["LSTMLayer", "PeepholeLSTM", "PeepholeLSTMCell", "StackedRNN", "FrameEncoder", "TinyCNN",
+           "create_frame_encoder", "temporal_max", "windowed_max"]
