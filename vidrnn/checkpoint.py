@@ -16,7 +16,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 
 from vidrnn.errors import CheckpointError
 
-__all__ = ["AtomicModelCheckpoint", "read_checkpoint", "load_model", "check_compatible"]
+__all__ = ["AtomicModelCheckpoint", "read_checkpoint", "load_model", "check_compatible", "checkpoint_task"]
 
 
 class AtomicModelCheckpoint(ModelCheckpoint):
@@ -51,9 +51,17 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     except Exception as e:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({e.__class__.__name__}: {e})") from e
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
-    if not hp or "model_name" not in hp or "class_names" not in hp or "state_dict" not in ckpt:
-        raise CheckpointError(f"{path}: not a vidrnn checkpoint (no model name, class names or state_dict)")
+    if not hp or "model_name" not in hp or "state_dict" not in ckpt:
+        raise CheckpointError(f"{path}: not a vidrnn checkpoint (no model name or state_dict)")
+    if "class_names" not in hp and "scheduled_sampling" not in hp:
+        raise CheckpointError(f"{path}: not a vidrnn checkpoint (neither a classifier's class names nor a "
+                              "forecaster's settings)")
     return ckpt
+
+
+def checkpoint_task(ckpt: dict) -> str:
+    """``"classification"`` or ``"forecasting"``: what the checkpoint's model does."""
+    return "classification" if "class_names" in ckpt["hyper_parameters"] else "forecasting"
 
 
 def check_compatible(ckpt: dict, path, *, model_name: str | None = None, class_names: list[str] | None = None) -> None:
@@ -61,6 +69,8 @@ def check_compatible(ckpt: dict, path, *, model_name: str | None = None, class_n
     hp = ckpt["hyper_parameters"]
     if model_name is not None and hp["model_name"] != model_name:
         raise CheckpointError(f"{path}: checkpoint is for model {hp['model_name']!r}, but model {model_name!r} was asked for")
+    if class_names is not None and "class_names" not in hp:
+        raise CheckpointError(f"{path}: checkpoint is a forecasting model ({hp['model_name']!r}), not a classifier")
     if class_names is not None and list(hp["class_names"]) != list(class_names):
         n_ck, n_new = len(hp["class_names"]), len(class_names)
         what = f"{n_ck} classes vs {n_new}" if n_ck != n_new else "the same number of classes in another order/naming"
@@ -70,7 +80,8 @@ def check_compatible(ckpt: dict, path, *, model_name: str | None = None, class_n
 
 def load_model(path: str | os.PathLike, *, map_location: str | torch.device = "cpu", model_name: str | None = None,
                class_names: list[str] | None = None):
-    """Rebuild the trained :class:`~vidrnn.tasks.classification.ClassificationTask` from a checkpoint.
+    """Rebuild the trained task (:class:`~vidrnn.tasks.classification.ClassificationTask` or
+    :class:`~vidrnn.tasks.forecasting.ForecastingTask`) from a checkpoint.
 
     Pretrained-weight downloads are switched off (the weights come from the checkpoint).
     The task is returned in eval mode; ``task.model`` is the plain ``nn.Module``,
@@ -83,14 +94,17 @@ def load_model(path: str | os.PathLike, *, map_location: str | torch.device = "c
     Raises:
         FileNotFoundError, CheckpointError: missing, unreadable, foreign or mismatched checkpoint.
     """
-    from vidrnn.tasks.classification import ClassificationTask
-
     ckpt = read_checkpoint(path)
     check_compatible(ckpt, path, model_name=model_name, class_names=class_names)
     hp = dict(ckpt["hyper_parameters"])
-    hp["model_kwargs"] = {**(hp.get("model_kwargs") or {}), "pretrained": False}
+    if checkpoint_task(ckpt) == "forecasting":
+        from vidrnn.tasks.forecasting import ForecastingTask as Task
+    else:
+        from vidrnn.tasks.classification import ClassificationTask as Task
+
+        hp["model_kwargs"] = {**(hp.get("model_kwargs") or {}), "pretrained": False}
     try:
-        task = ClassificationTask(**hp)
+        task = Task(**hp)
         task.load_state_dict(ckpt["state_dict"])
     except (RuntimeError, TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: the weights do not fit model {hp['model_name']!r}: {e}") from e

@@ -4,6 +4,7 @@
     vidrnn validate CKPT [--config C] [key=value ...]
     vidrnn test CKPT [--config C] [key=value ...]
     vidrnn predict CKPT VIDEO... [--topk K] [--output F.json] [--timeline/--no-timeline]
+    vidrnn predict FORECASTER_CKPT [INPUT...] [--output-dir D] [--num N]
     vidrnn models [PATTERN]
     vidrnn extract-features --out DIR [--config C | VIDEO...] [--encoder NAME] [--fps 1]
 
@@ -27,6 +28,12 @@ from pathlib import Path
 from typing import Sequence
 
 from vidrnn.errors import CheckpointError, ConfigError, VidrnnError
+
+
+def forecast_report(result: dict, settings: dict) -> str:
+    from vidrnn.tasks.forecasting import forecast_report as report
+
+    return report(result, settings)
 
 log = logging.getLogger("vidrnn")
 
@@ -117,8 +124,51 @@ def _metrics_table(metrics: dict, title: str) -> str:
     return "\n".join(lines)
 
 
+def _is_forecasting(cfg: dict) -> bool:
+    from vidrnn.registry import model_task
+
+    return model_task(cfg["model"]["name"]) == "forecasting"
+
+
+def _build_datamodule(cfg: dict):
+    """The data module for the config's model: videos+labels, or input/target frame sequences."""
+    if _is_forecasting(cfg):
+        from vidrnn.data.forecast_datamodule import ForecastDataModule
+
+        if cfg["data"].get("source") == "digits":  # the classification default: switch to Moving MNIST
+            cfg["data"] = {**cfg["data"], "source": "moving_mnist"}
+        return ForecastDataModule(cfg["data"])
+    from vidrnn.data.datamodule import VideoDataModule
+
+    return VideoDataModule(cfg["data"])
+
+
+def _build_forecasting_task(cfg: dict, datamodule, init_from: str | None = None):
+    from vidrnn.tasks.forecasting import ForecastingTask
+
+    model_cfg = dict(cfg["model"])
+    name = model_cfg.pop("name")
+    fc = cfg.get("forecasting") or {}
+    task = ForecastingTask(name, model_cfg, optimizer=cfg["optimizer"], data=datamodule.settings, config=cfg,
+                           loss=fc.get("loss", "bce"), scheduled_sampling=fc.get("scheduled_sampling"),
+                           ssim=bool(fc.get("ssim", True)))
+    if init_from:
+        from vidrnn.checkpoint import check_compatible, read_checkpoint
+
+        ck = read_checkpoint(init_from)
+        check_compatible(ck, init_from, model_name=name)
+        try:
+            task.load_state_dict(ck["state_dict"])
+        except RuntimeError as e:
+            raise CheckpointError(f"{init_from}: weights do not fit the configured {name!r}: {e}") from None
+    return task
+
+
 def _build_task(cfg: dict, datamodule, init_from: str | None = None):
     import torch
+
+    if _is_forecasting(cfg):
+        return _build_forecasting_task(cfg, datamodule, init_from)
 
     from vidrnn.tasks.classification import ClassificationTask
 
@@ -157,7 +207,6 @@ def cmd_fit(args) -> int:
     import lightning as L
 
     from vidrnn.config import dump_config, load_config
-    from vidrnn.data.datamodule import VideoDataModule
 
     if args.resume:
         if not args.run_dir:
@@ -174,28 +223,35 @@ def cmd_fit(args) -> int:
         run_dir = new_run_dir(cfg, args.run_dir)
         last = None
     L.seed_everything(int(cfg["seed"]), workers=True, verbose=False)
-    dm = VideoDataModule(cfg["data"])
+    forecasting = _is_forecasting(cfg)
+    dm = _build_datamodule(cfg)
     cfg["data"] = dm.settings
     task = _build_task(cfg, dm, args.init_from)
+    classes = None if forecasting else dm.classes
     if last is not None:
         from vidrnn.checkpoint import check_compatible, read_checkpoint
 
-        check_compatible(read_checkpoint(last), last, model_name=cfg["model"]["name"], class_names=dm.classes)
+        check_compatible(read_checkpoint(last), last, model_name=cfg["model"]["name"], class_names=classes)
     dump_config(cfg, run_dir / "config.yaml")
-    _write_json(run_dir / "classes.json", {str(i): c for i, c in enumerate(dm.classes)})
     n_all, n_train = _num_params(task.model)
     sizes = {k: len(v) for k, v in dm.splits.items()}
-    print(f"vidrnn fit: {cfg['model']['name']} ({n_all:,} parameters, {n_train:,} trainable) on "
-          f"{cfg['data']['source']} data, {len(dm.classes)} classes, "
-          + ", ".join(f"{k} {v} videos" for k, v in sizes.items()))
+    if forecasting:
+        print(f"vidrnn fit: {cfg['model']['name']} ({n_all:,} parameters) forecasting {cfg['data']['num_output']} "
+              f"frames from {cfg['data']['num_input']} on {dm.describe()}")
+        monitor = "val/mse" if "val" in dm.splits else "train/loss"
+    else:
+        _write_json(run_dir / "classes.json", {str(i): c for i, c in enumerate(dm.classes)})
+        print(f"vidrnn fit: {cfg['model']['name']} ({n_all:,} parameters, {n_train:,} trainable) on "
+              f"{cfg['data']['source']} data, {len(dm.classes)} classes, "
+              + ", ".join(f"{k} {v} videos" for k, v in sizes.items()))
+        monitor = "val/top1" if "val" in dm.splits else "train/loss"
     print(f"run directory: {run_dir}")
-    monitor = "val/top1" if "val" in dm.splits else "train/loss"
     trainer = _make_trainer(cfg, run_dir, for_fit=True, monitor=monitor)
     t0 = time.time()
     trainer.fit(task, datamodule=dm, ckpt_path=str(last) if last else None)
     fit_s = time.time() - t0
     summary = {"model": cfg["model"]["name"], "parameters": n_all, "trainable_parameters": n_train,
-               "classes": len(dm.classes), "videos": sizes, "fit_seconds": round(fit_s, 1),
+               "classes": None if forecasting else len(dm.classes), ("sequences" if forecasting else "videos"): sizes, "fit_seconds": round(fit_s, 1),
                "epochs": trainer.current_epoch, "run_dir": str(run_dir),
                "best_checkpoint": str(run_dir / "checkpoints" / "best.ckpt"),
                "last_checkpoint": str(run_dir / "checkpoints" / "last.ckpt")}
@@ -207,6 +263,17 @@ def cmd_fit(args) -> int:
     if "test" in dm.splits and not args.no_test:
         results.update(trainer.test(task, datamodule=dm, ckpt_path=best, verbose=False)[0])
     summary["metrics"] = {k: round(float(v), 4) for k, v in results.items()}
+    if forecasting:
+        summary["per_lead_time"] = task.last_eval
+        _write_json(run_dir / "summary.json", summary)
+        print()
+        print(_metrics_table(summary["metrics"], f"{cfg['model']['name']}: {trainer.current_epoch} epochs in "
+                                                 f"{fit_s:.0f} s, best checkpoint"))
+        if "test" in task.last_eval:
+            print()
+            print(forecast_report(task.last_eval["test"], dm.settings))
+        print(f"\ncheckpoints: {run_dir / 'checkpoints'}  logs: {run_dir / 'logs'}")
+        return 0
     summary["skipped_videos"] = sorted(task.skipped_videos)
     _write_json(run_dir / "summary.json", summary)
     print()
@@ -223,9 +290,8 @@ def cmd_fit(args) -> int:
 def cmd_evaluate(args, stage: str) -> int:
     import lightning as L
 
-    from vidrnn.checkpoint import check_compatible, load_model, read_checkpoint
+    from vidrnn.checkpoint import check_compatible, checkpoint_task, load_model, read_checkpoint
     from vidrnn.config import apply_overrides, merge
-    from vidrnn.data.datamodule import VideoDataModule
 
     ck = read_checkpoint(args.checkpoint)
     hp = ck["hyper_parameters"]
@@ -236,8 +302,11 @@ def cmd_evaluate(args, stage: str) -> int:
 
         cfg = merge(cfg, yaml.safe_load(find_config(args.config).read_text()) or {})
     cfg = apply_overrides(cfg, args.overrides)
-    dm = VideoDataModule(cfg["data"])
-    check_compatible(ck, args.checkpoint, class_names=dm.classes)
+    forecasting = checkpoint_task(ck) == "forecasting"
+    cfg["model"] = {**cfg.get("model", {}), "name": hp["model_name"]}
+    dm = _build_datamodule(cfg)
+    if not forecasting:
+        check_compatible(ck, args.checkpoint, class_names=dm.classes)
     task = load_model(args.checkpoint)
     part = "val" if stage == "validate" else "test"
     if part not in dm.splits:
@@ -249,6 +318,14 @@ def cmd_evaluate(args, stage: str) -> int:
     fn = trainer.validate if stage == "validate" else trainer.test
     res = fn(task, datamodule=dm, verbose=False)[0]
     res = {k: round(float(v), 4) for k, v in res.items()}
+    if forecasting:
+        print(_metrics_table(res, f"{stage}: {hp['model_name']} on {len(dm.splits[part])} sequences ({args.checkpoint})"))
+        print()
+        print(forecast_report(task.last_eval[part], dm.settings))
+        if args.output:
+            _write_json(Path(args.output), {"checkpoint": str(args.checkpoint), "metrics": res,
+                                            "per_lead_time": task.last_eval[part]})
+        return 0
     res["skipped_videos"] = len(task.skipped_videos)
     print(_metrics_table(res, f"{stage}: {hp['model_name']} on {len(dm.splits[part])} videos ({args.checkpoint})"))
     if args.output:
@@ -258,9 +335,14 @@ def cmd_evaluate(args, stage: str) -> int:
 
 
 def cmd_predict(args) -> int:
-    from vidrnn.checkpoint import load_model
+    from vidrnn.checkpoint import checkpoint_task, load_model, read_checkpoint
+
+    if checkpoint_task(read_checkpoint(args.checkpoint)) == "forecasting":
+        return cmd_predict_forecast(args)
     from vidrnn.predict import Predictor
 
+    if not args.videos:
+        raise ValueError("predict: give one or more video files to label")
     task = load_model(args.checkpoint)
     pred = Predictor(task, device=args.device)
     results, failed = [], 0
@@ -286,6 +368,24 @@ def cmd_predict(args) -> int:
                                         "results": results})
         print(f"\nwrote {args.output}")
     return 1 if failed else 0
+
+
+def cmd_predict_forecast(args) -> int:
+    from vidrnn.checkpoint import load_model
+    from vidrnn.predict_forecast import predict_forecasts
+
+    task = load_model(args.checkpoint)
+    out_dir = Path(args.output_dir or Path(args.checkpoint).resolve().parent.parent / "predictions")
+    res = predict_forecasts(task, list(args.videos), out_dir, num=args.num, device=args.device)
+    print(f"{task.hparams.model_name}: forecast {len(res['sequences'])} sequences -> {out_dir}")
+    for r in res["sequences"]:
+        print(f"  {Path(r['png']).name}  {Path(r['gif']).name}  MSE/frame {r['mse_per_frame']:.1f}")
+    print()
+    print(forecast_report(res["metrics"], dict(task.hparams.data or {})))
+    print(f"\nper-lead-time plot: {out_dir / 'lead_time.png'}  metrics: {out_dir / 'metrics.json'}")
+    if args.output:
+        _write_json(Path(args.output), res)
+    return 0
 
 
 def _merge_timeline(timeline: list[dict]) -> list[dict]:
@@ -347,9 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("--output", "-o", help="write the metrics as JSON")
         e.add_argument("overrides", nargs="*", metavar="key=value")
 
-    pr = sub.add_parser("predict", help="label videos with a checkpoint")
+    pr = sub.add_parser("predict", help="label videos (classifier) or forecast sequences (forecaster) with a checkpoint")
     pr.add_argument("checkpoint")
-    pr.add_argument("videos", nargs="+")
+    pr.add_argument("videos", nargs="*", metavar="INPUT",
+                    help="videos to label; for a forecaster: .npy sequences or radar folders (default: its test split)")
+    pr.add_argument("--output-dir", help="forecaster: folder for PNG/GIF/plots (default: <run>/predictions)")
+    pr.add_argument("--num", type=int, default=4, help="forecaster: sequences per input to draw")
     pr.add_argument("--topk", type=int, default=5)
     pr.add_argument("--output", "-o", help="write the results as JSON")
     pr.add_argument("--timeline", dest="timeline", action="store_true", default=None,

@@ -29,6 +29,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "trainer": {"max_epochs": 4, "accelerator": "auto", "devices": 1, "precision": "32-true",
                 "log_every_n_steps": 10},
     "label_smoothing": 0.0,
+    "forecasting": {"loss": "bce", "scheduled_sampling": None, "ssim": True},
     "run": {"root": "runs", "name": None},
 }
 

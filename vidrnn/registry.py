@@ -13,29 +13,51 @@ from typing import Callable
 import torch.nn as nn
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
+_TASKS: dict[str, str] = {}
+TASKS = ("classification", "forecasting")
 
 
-def register_model(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-    """Register ``fn`` under its function name.
+def register_model(fn: Callable[..., nn.Module] | None = None, *, task: str = "classification"):
+    """Register ``fn`` under its function name, for ``task`` (``classification`` or ``forecasting``).
+
+    Use as ``@register_model`` or ``@register_model(task="forecasting")``.
 
     Raises:
-        ValueError: if the name is already registered.
+        ValueError: if the name is already registered, or an unknown task.
     """
-    name = fn.__name__
-    if name in _MODELS:
-        raise ValueError(f"model {name!r} is already registered (by {_MODELS[name].__module__})")
-    _MODELS[name] = fn
-    return fn
+    if task not in TASKS:
+        raise ValueError(f"task={task!r}: expected one of {TASKS}")
+
+    def add(f: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        name = f.__name__
+        if name in _MODELS:
+            raise ValueError(f"model {name!r} is already registered (by {_MODELS[name].__module__})")
+        _MODELS[name] = f
+        _TASKS[name] = task
+        return f
+
+    return add(fn) if fn is not None else add
 
 
 def _ensure_loaded() -> None:
     import vidrnn.models  # noqa: F401  (registers the builders)
 
 
-def list_models(pattern: str = "*") -> list[str]:
-    """Sorted names of registered models matching the shell-style ``pattern`` (e.g. ``"lrcn*"``)."""
+def list_models(pattern: str = "*", *, task: str | None = None) -> list[str]:
+    """Sorted names of registered models matching the shell-style ``pattern`` (e.g. ``"lrcn*"``),
+    optionally only those of one ``task``."""
     _ensure_loaded()
-    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern))
+    return sorted(n for n in _MODELS if fnmatch.fnmatch(n, pattern) and (task is None or _TASKS[n] == task))
+
+
+def model_task(name: str) -> str:
+    """The task (``classification``/``forecasting``) model ``name`` was registered for.
+
+    Raises:
+        ValueError: unknown name.
+    """
+    get_model_builder(name)
+    return _TASKS[name]
 
 
 def get_model_builder(name: str) -> Callable[..., nn.Module]:

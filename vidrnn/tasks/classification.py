@@ -17,8 +17,6 @@ decode size) and the resolved config.
 
 from __future__ import annotations
 
-import math
-
 import lightning as L
 import torch
 import torch.nn.functional as F
@@ -26,6 +24,7 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from vidrnn.registry import create_model
+from vidrnn.tasks.optim import configure_optimizer
 
 __all__ = ["ClassificationTask", "average_views"]
 
@@ -166,26 +165,4 @@ class ClassificationTask(L.LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
-        c = self.optim_cfg
-        params = [p for p in self.parameters() if p.requires_grad]
-        if c["name"] == "adamw":
-            opt = torch.optim.AdamW(params, lr=float(c["lr"]), weight_decay=float(c["weight_decay"]))
-        elif c["name"] == "sgd":
-            opt = torch.optim.SGD(params, lr=float(c["lr"]), momentum=float(c["momentum"]),
-                                  weight_decay=float(c["weight_decay"]), nesterov=True)
-        else:
-            raise ValueError(f"optimizer.name={c['name']!r}: expected 'adamw' or 'sgd'")
-        if c["scheduler"] in (None, "none"):
-            return opt
-        if c["scheduler"] != "cosine":
-            raise ValueError(f"optimizer.scheduler={c['scheduler']!r}: expected 'cosine' or 'none'")
-        total = max(1, int(self.trainer.estimated_stepping_batches))
-        warm = int(float(c["warmup_epochs"]) * total / max(1, self.trainer.max_epochs or 1))
-
-        def factor(step: int) -> float:
-            if step < warm:
-                return (step + 1) / warm
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
-
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+        return configure_optimizer(self.parameters(), self.optim_cfg, self.trainer)

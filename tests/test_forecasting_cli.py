@@ -1,0 +1,63 @@
+import json
+
+import pytest
+
+from vidrnn import cli
+from vidrnn.checkpoint import load_model
+
+SMALL = ["trainer.max_epochs=1", "data.num_workers=0", "data.batch_size=4", "data.moving_mnist.num_train=8",
+         "data.moving_mnist.num_val=4", "data.moving_mnist.num_test=4", "data.num_input=3", "data.num_output=2",
+         "forecasting.ssim=false"]
+
+
+@pytest.fixture(scope="module")
+def mm_run(tmp_path_factory, shared_data):
+    run = tmp_path_factory.mktemp("mm") / "run"
+    rc = cli.main(["fit", "-c", "convlstm_movingmnist", "--run-dir", str(run), "model.name=convlstm_tiny", *SMALL])
+    assert rc == 0
+    return run
+
+
+def test_fit_test_predict_moving_mnist(mm_run, tmp_path, capsys):
+    summary = json.loads((mm_run / "summary.json").read_text())
+    assert summary["model"] == "convlstm_tiny"
+    for k in ("test/mse", "test/mae", "test/psnr", "test/cross_entropy", "val/mse"):
+        assert k in summary["metrics"]
+    assert len(summary["per_lead_time"]["test"]["mse_per_frame"]) == 2
+    ckpt = mm_run / "checkpoints" / "best.ckpt"
+    task = load_model(ckpt)
+    assert task.hparams.model_name == "convlstm_tiny" and task.num_output == 2
+    assert cli.main(["test", str(ckpt), "--output", str(tmp_path / "t.json")]) == 0
+    res = json.loads((tmp_path / "t.json").read_text())
+    assert res["metrics"]["test/mse"] == pytest.approx(summary["metrics"]["test/mse"], rel=1e-3)
+    out = tmp_path / "pred"
+    assert cli.main(["predict", str(ckpt), "--output-dir", str(out), "--num", "2"]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["lead_time.png", "metrics.json", "test_000.gif", "test_000.png", "test_001.gif", "test_001.png"]
+    from PIL import Image
+
+    with Image.open(out / "test_000.gif") as g:
+        assert g.n_frames == 3 + 2  # inputs, then truth | forecast
+    # nothing is overwritten
+    assert cli.main(["predict", str(ckpt), "--output-dir", str(out)]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_predict_on_npy_sequences(mm_run, tmp_path):
+    import numpy as np
+
+    seq = (np.random.default_rng(0).random((6, 3, 64, 64)) * 255).astype(np.uint8)  # (T, N, H, W)
+    np.save(tmp_path / "seq.npy", seq)
+    out = tmp_path / "pred"
+    ckpt = mm_run / "checkpoints" / "best.ckpt"
+    assert cli.main(["predict", str(ckpt), str(tmp_path / "seq.npy"), "--output-dir", str(out), "--num", "3"]) == 0
+    assert (out / "seq_002.png").is_file()
+    np.save(tmp_path / "short.npy", seq[:4])
+    assert cli.main(["predict", str(ckpt), str(tmp_path / "short.npy"), "--output-dir", str(tmp_path / "p2")]) == 2
+
+
+def test_classifier_checkpoint_mismatch_is_reported(mm_run, capsys):
+    ckpt = mm_run / "checkpoints" / "best.ckpt"
+    rc = cli.main(["fit", "--init-from", str(ckpt), "--run-dir", str(mm_run.parent / "x"), "trainer.max_epochs=1"])
+    assert rc == 2
+    assert "convlstm_tiny" in capsys.readouterr().err

@@ -1,0 +1,177 @@
+"""The LightningDataModule for forecasting runs: Moving MNIST and radar nowcasting.
+
+``data:`` section of a forecasting config (merged over :data:`FORECAST_DEFAULTS`):
+
+* ``source: moving_mnist`` -- sequences generated from real MNIST digits
+  (:mod:`vidrnn.data.moving_mnist`). ``moving_mnist: {root, train_digits, num_train, num_val,
+  num_test, val_seed, test_seed, num_digits, size, step_length, test_npy}``. The training set is
+  generated on the fly (``num_train`` fresh sequences per epoch); validation and test sets are
+  fixed by their seeds. ``train_digits: null`` splits the digit images of the available file
+  (here the 10k MNIST test digits) into disjoint training (first 80 %) and evaluation digits,
+  so test sequences show digits never seen in training; ``train_digits: true`` uses MNIST's
+  60k training file for training (when the user has it). ``test_npy`` evaluates on the
+  standard ``mnist_test_seq.npy`` instead of generated test sequences.
+* ``source: radar`` -- ``radar: {train: {root, source}, test: {root, source}, val_fraction,
+  downsample, crop, stride, zr_a, zr_b}``: windows of ``num_input`` + ``num_output`` frames of
+  one event for training (random windows and crops; the last ``val_fraction`` of its frames
+  for validation) and of another event for testing -- "train on one event, evaluate on
+  another".
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from vidrnn.config import merge
+from vidrnn.errors import ConfigError
+
+__all__ = ["ForecastDataModule", "FORECAST_DEFAULTS"]
+
+FORECAST_DEFAULTS: dict[str, Any] = {
+    "source": "moving_mnist",
+    "num_input": 10,
+    "num_output": 10,
+    "batch_size": 16,
+    "num_workers": 2,
+    "moving_mnist": {"root": None, "train_digits": None, "digit_split": 0.8, "num_train": 2000, "num_val": 200,
+                     "num_test": 500, "val_seed": 1, "test_seed": 2, "num_digits": 2, "size": 64,
+                     "step_length": 0.1, "test_npy": None},
+    "radar": {"train": {"root": None, "source": "fmi"}, "test": {"root": None, "source": "knmi"},
+              "val_fraction": 0.25, "downsample": 4, "crop": 64, "stride": 1, "num_train": 256,
+              "zr_a": 200.0, "zr_b": 1.6},
+}
+
+_FORECAST_KEYS = set(FORECAST_DEFAULTS)
+
+
+def _seed_worker(worker_id: int) -> None:
+    np.random.seed(torch.initial_seed() % 2 ** 32)
+
+
+class _Resampled(torch.utils.data.Dataset):
+    """``num`` random items of ``base`` per epoch (training windows of a short radar event)."""
+
+    def __init__(self, base, num: int):
+        self.base, self.num = base, num
+
+    def __len__(self) -> int:
+        return self.num
+
+    def __getitem__(self, i: int):
+        return self.base[int(torch.randint(len(self.base), ()).item())]
+
+
+class ForecastDataModule(L.LightningDataModule):
+    """Train/val/test datasets of input/target frame sequences.
+
+    Args:
+        cfg: the ``data:`` section (see the module docstring); unknown keys raise.
+
+    Attributes:
+        settings: the resolved data settings (saved in checkpoints; ``kind`` is
+            ``"moving_mnist"`` or ``"radar"``).
+        splits: ``{"train": Dataset, "val": Dataset, "test": Dataset}``.
+
+    Raises:
+        ConfigError: unknown source or keys; FileNotFoundError: data files missing.
+    """
+
+    def __init__(self, cfg: dict):
+        super().__init__()
+        cfg = {k: v for k, v in (cfg or {}).items() if v is not None or k in _FORECAST_KEYS}
+        unknown = set(cfg) - _FORECAST_KEYS - {"kind", "thresholds"}
+        if unknown:
+            raise ConfigError(f"data: unknown keys {sorted(unknown)} for a forecasting run; expected {sorted(_FORECAST_KEYS)}")
+        s = merge(FORECAST_DEFAULTS, cfg)
+        if s["source"] not in ("moving_mnist", "radar"):
+            raise ConfigError(f"data.source={s['source']!r}: a forecasting model needs 'moving_mnist' or 'radar'")
+        s["kind"] = s["source"]
+        if s["kind"] == "radar":
+            s["zr_a"], s["zr_b"] = float(s["radar"]["zr_a"]), float(s["radar"]["zr_b"])
+            s.setdefault("thresholds", [0.5, 2, 5, 10, 30])
+        self.settings = s
+        self.splits = self._build_moving_mnist() if s["kind"] == "moving_mnist" else self._build_radar()
+
+    # ------------------------------------------------------------------ sources
+    def _build_moving_mnist(self) -> dict:
+        from vidrnn.data.moving_mnist import MovingMNIST, MovingMNISTNpy, load_mnist_digits
+
+        s, m = self.settings, self.settings["moving_mnist"]
+        common = dict(num_input=int(s["num_input"]), num_output=int(s["num_output"]), num_digits=int(m["num_digits"]),
+                      size=int(m["size"]), step_length=float(m["step_length"]))
+        digits = load_mnist_digits(m["root"], train=False)
+        if m["train_digits"]:
+            train_digits, eval_digits = load_mnist_digits(m["root"], train=True), digits
+        else:
+            cut = int(len(digits) * float(m["digit_split"]))
+            if not 0 < cut < len(digits):
+                raise ConfigError(f"data.moving_mnist.digit_split={m['digit_split']}: leaves no digits for one side")
+            train_digits, eval_digits = digits[:cut], digits[cut:]
+        splits = {
+            "train": MovingMNIST(train_digits, int(m["num_train"]), seed=int(self.settings.get("seed", 0)), fixed=False,
+                                 **common),
+            "val": MovingMNIST(eval_digits, int(m["num_val"]), seed=int(m["val_seed"]), **common),
+        }
+        if m["test_npy"]:
+            splits["test"] = MovingMNISTNpy(m["test_npy"], num_input=common["num_input"],
+                                            num_output=common["num_output"])
+        else:
+            splits["test"] = MovingMNIST(eval_digits, int(m["num_test"]), seed=int(m["test_seed"]), **common)
+        return splits
+
+    def _build_radar(self) -> dict:
+        from vidrnn.data.radar import RadarWindows, load_radar_sequence
+
+        s, r = self.settings, self.settings["radar"]
+        for part in ("train", "test"):
+            if not (r.get(part) or {}).get("root"):
+                raise ConfigError(f"data.radar.{part}.root: the folder of the {part} event's radar files is required")
+        win = dict(in_frames=int(s["num_input"]), out_frames=int(s["num_output"]), a=float(r["zr_a"]),
+                   b=float(r["zr_b"]))
+        ds = int(r["downsample"])
+        train_rain, train_times, _ = load_radar_sequence(r["train"]["root"], r["train"]["source"], downsample=ds)
+        test_rain, test_times, _ = load_radar_sequence(r["test"]["root"], r["test"]["source"], downsample=ds)
+        need = win["in_frames"] + win["out_frames"]
+        n_val = int(round(len(train_rain) * float(r["val_fraction"])))
+        n_train = len(train_rain) - n_val
+        if n_train < need or (n_val and n_val < need):
+            raise ConfigError(f"data.radar: the train event has {len(train_rain)} frames; with val_fraction="
+                              f"{r['val_fraction']} the parts ({n_train}, {n_val} frames) must each hold a window of "
+                              f"{need} frames (num_input + num_output)")
+        crop = r["crop"]
+        train = RadarWindows(train_rain[:n_train], crop=crop, random_crop=True, seed=int(s.get("seed", 0)), **win)
+        splits = {"train": _Resampled(train, int(r["num_train"]))}
+        if n_val:
+            splits["val"] = RadarWindows(train_rain[n_train:], crop=crop, random_crop=False,
+                                         stride=int(r["stride"]), **win)
+        splits["test"] = RadarWindows(test_rain, crop=crop, random_crop=False, stride=int(r["stride"]), **win)
+        self.event_info = {"train": [str(train_times[0]), str(train_times[-1]), len(train_rain)],
+                           "test": [str(test_times[0]), str(test_times[-1]), len(test_rain)]}
+        return splits
+
+    # ------------------------------------------------------------------ loaders
+    def _loader(self, part: str, shuffle: bool) -> DataLoader:
+        if part not in self.splits:
+            raise ConfigError(f"the data config has no {part} split")
+        nw = int(self.settings["num_workers"])
+        return DataLoader(self.splits[part], batch_size=int(self.settings["batch_size"]), shuffle=shuffle,
+                          num_workers=nw, persistent_workers=False, worker_init_fn=_seed_worker,
+                          drop_last=shuffle and len(self.splits[part]) > int(self.settings["batch_size"]))
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", False)
+
+    def describe(self) -> str:
+        """One line: source and split sizes."""
+        return f"{self.settings['source']} data, " + ", ".join(f"{k} {len(v)} sequences" for k, v in self.splits.items())

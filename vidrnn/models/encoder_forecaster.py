@@ -1,0 +1,290 @@
+"""Encoder–forecaster networks for video prediction and precipitation nowcasting.
+
+Shi, Chen, Wang, Yeung, Wong, Woo, "Convolutional LSTM Network: A Machine Learning Approach for
+Precipitation Nowcasting", NeurIPS 2015, arXiv:1506.04214 (Fig. 3, Table 1); the same design with
+ConvGRU (Ballas et al., ICLR 2016, arXiv:1511.06432) and TrajGRU cells (Shi et al., NeurIPS 2017,
+arXiv:1706.03458); FC-LSTM baseline after Srivastava, Mansimov, Salakhutdinov, "Unsupervised
+Learning of Video Representations using LSTMs", ICML 2015, arXiv:1502.04681.
+
+The network, as in Shi et al. 2015:
+
+* frames are cut into ``p x p`` patches (``pixel_unshuffle``: a 64x64x1 frame becomes 16x16x16);
+* a stack of recurrent layers (the *encoder*) reads the input frames;
+* the *forecaster* has as many layers, each initialised with the final state of the encoder
+  layer at the same level; its first layer has no input (it runs on its state alone), layer
+  ``l > 0`` reads layer ``l-1``'s hidden states;
+* each output frame is a 1x1 convolution over the concatenation of all forecaster layers'
+  hidden states, followed by ``pixel_shuffle`` back to frame size. The model returns logits;
+  ``sigmoid`` gives intensities in [0, 1] (the paper trains with per-pixel cross-entropy).
+
+This reading reproduces all six parameter counts of the paper's Table 1 (checked in
+``tests/test_forecasting_models.py``). The FC-LSTM baseline is the same network with the whole
+frame as one "patch" (a 4096-vector on a 1x1 grid) and 1x1 kernels, i.e. fully connected
+peephole LSTMs, predicting from the top forecaster layer only (the reading that gives the
+paper's 142,667,776 parameters for FC-LSTM-2048-2048).
+
+Deviation (option, off by default): ``forecaster_input="previous_frame"`` feeds the forecaster's
+first layer the previous frame (ground truth or its own prediction, for scheduled sampling,
+Bengio et al. 2015, arXiv:1506.03099); the paper's forecaster has no input.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from vidrnn.layers.cells import CONV_LAYERS
+from vidrnn.registry import register_model
+
+__all__ = ["EncoderForecaster"]
+
+
+def _per_layer(value, n: int, name: str) -> list:
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"{name}={list(value)}: expected one value per layer ({n} layers)")
+        return list(value)
+    return [value] * n
+
+
+class EncoderForecaster(nn.Module):
+    """Stacked convolutional-recurrent encoder–forecaster (Shi et al. 2015, Fig. 3).
+
+    Args:
+        in_channels: channels of a frame (1 for Moving MNIST and radar).
+        hidden_channels: channels of each recurrent layer, bottom first (e.g. ``(128, 64, 64)``).
+        cell: ``"convlstm"``, ``"convgru"`` or ``"trajgru"``.
+        kernel_size: state-to-state kernel side, one value or one per layer.
+        input_kernel_size: input-to-state kernel side of every layer (default: ``kernel_size``
+            of the layer); TrajGRU uses it for its input convolutions.
+        patch_size: side of the square patches folded into channels (pixels).
+        num_output: frames to forecast when ``forward`` is not told otherwise.
+        peephole: ConvLSTM peephole terms.
+        num_links: TrajGRU flow fields per layer (one value or one per layer).
+        output_from: ``"all"`` (1x1 conv over all forecaster layers, the paper's ConvLSTM) or
+            ``"top"`` (top layer only, the FC-LSTM baseline).
+        forecaster_input: ``"none"`` (paper) or ``"previous_frame"`` (see module docstring).
+        frame_size: if set, the only frame side accepted (pixels; the FC-LSTM's fully
+            connected layers are tied to one frame size).
+
+    Shape:
+        ``x (B, T_in, C, H, W)`` with H, W multiples of ``patch_size`` ->
+        logits ``(B, T_out, C, H, W)``.
+
+    Raises:
+        ValueError: unknown cell, sizes not divisible by the patch size, bad per-layer lists.
+    """
+
+    def __init__(self, in_channels: int = 1, hidden_channels: Sequence[int] = (64,), *, cell: str = "convlstm",
+                 kernel_size: int | Sequence[int] = 5, input_kernel_size: int | None = None, patch_size: int = 4,
+                 num_output: int = 10, peephole: bool = True, num_links: int | Sequence[int] = 5,
+                 output_from: str = "all", forecaster_input: str = "none", frame_size: int | None = None):
+        super().__init__()
+        if cell not in CONV_LAYERS:
+            raise ValueError(f"cell={cell!r}: expected one of {sorted(CONV_LAYERS)}")
+        if output_from not in ("all", "top"):
+            raise ValueError(f"output_from={output_from!r}: expected 'all' or 'top'")
+        if forecaster_input not in ("none", "previous_frame"):
+            raise ValueError(f"forecaster_input={forecaster_input!r}: expected 'none' or 'previous_frame'")
+        hidden = [int(h) for h in hidden_channels]
+        n = len(hidden)
+        if n < 1:
+            raise ValueError("hidden_channels must list at least one layer")
+        kernels = _per_layer(kernel_size, n, "kernel_size")
+        links = _per_layer(num_links, n, "num_links")
+        self.in_channels, self.hidden_channels, self.cell = in_channels, hidden, cell
+        self.patch_size, self.num_output = patch_size, num_output
+        self.output_from, self.forecaster_input = output_from, forecaster_input
+        self.frame_size = frame_size
+        d = in_channels * patch_size ** 2  # channels of a patch-folded frame
+        Layer = CONV_LAYERS[cell]
+
+        def make(cin: int, cout: int, k: int, links_l: int) -> nn.Module:
+            if cell == "convlstm":
+                return Layer(cin, cout, kernel_size=k, input_kernel_size=input_kernel_size or k, peephole=peephole)
+            if cell == "convgru":
+                return Layer(cin, cout, kernel_size=k, input_kernel_size=input_kernel_size or k)
+            return Layer(cin, cout, num_links=links_l, input_kernel_size=input_kernel_size or k)
+
+        self.encoder = nn.ModuleList(make(d if i == 0 else hidden[i - 1], hidden[i], kernels[i], links[i])
+                                     for i in range(n))
+        first_in = d if forecaster_input == "previous_frame" else 0
+        self.forecaster = nn.ModuleList(make(first_in if i == 0 else hidden[i - 1], hidden[i], kernels[i], links[i])
+                                        for i in range(n))
+        self.output = nn.Conv2d(sum(hidden) if output_from == "all" else hidden[-1], d, 1)
+
+    # ------------------------------------------------------------------ patches
+    def to_patches(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T, C, H, W)`` -> ``(B, T, C*p*p, H/p, W/p)``."""
+        B, T, C, H, W = x.shape
+        p = self.patch_size
+        if self.frame_size is not None and (H, W) != (self.frame_size, self.frame_size):
+            raise ValueError(f"this model takes {self.frame_size}x{self.frame_size} frames, got {H}x{W} "
+                             f"(x of shape {tuple(x.shape)})")
+        if C != self.in_channels or H % p or W % p:
+            raise ValueError(f"expected frames (B, T, {self.in_channels}, H, W) with H and W multiples of "
+                             f"patch_size={p}, got {tuple(x.shape)}")
+        return F.pixel_unshuffle(x.reshape(B * T, C, H, W), p).unflatten(0, (B, T))
+
+    def from_patches(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, T, C*p*p, h, w)`` -> ``(B, T, C, h*p, w*p)``."""
+        B, T = x.shape[:2]
+        return F.pixel_shuffle(x.flatten(0, 1), self.patch_size).unflatten(0, (B, T))
+
+    def _readout(self, hs: list[torch.Tensor]) -> torch.Tensor:
+        """Logits from forecaster hidden states, each ``(B, T, F_l, h, w)`` -> ``(B, T, C, H, W)``."""
+        feats = torch.cat(hs, dim=2) if self.output_from == "all" else hs[-1]  # (B, T, ΣF, h, w)
+        B, T = feats.shape[:2]
+        y = self.output(feats.flatten(0, 1)).unflatten(0, (B, T))  # (B, T, C*p*p, h, w)
+        return self.from_patches(y)
+
+    # ------------------------------------------------------------------ forward
+    def encode(self, x: torch.Tensor) -> list:
+        """Final states of the encoder layers for input frames ``x (B, T_in, C, H, W)``."""
+        h = self.to_patches(x)
+        states = []
+        for layer in self.encoder:
+            h, s = layer(h)
+            states.append(s)
+        return states
+
+    def forward(self, x: torch.Tensor, num_output: int | None = None, *, targets: torch.Tensor | None = None,
+                teacher_forcing: float = 0.0) -> torch.Tensor:
+        """Forecast ``num_output`` frames (default ``self.num_output``) after ``x``.
+
+        Args:
+            x: input frames ``(B, T_in, C, H, W)``, intensities in [0, 1].
+            num_output: frames to forecast.
+            targets: ground-truth future frames ``(B, T_out, C, H, W)``, used only with
+                ``forecaster_input="previous_frame"`` and ``teacher_forcing > 0``.
+            teacher_forcing: probability (per sequence and step) of feeding the true previous
+                frame instead of the model's own prediction (scheduled sampling).
+
+        Returns:
+            Logits ``(B, T_out, C, H, W)``.
+        """
+        T_out = int(num_output or self.num_output)
+        if x.dim() != 5:
+            raise ValueError(f"expected x of shape (B, T_in, C, H, W), got {tuple(x.shape)}")
+        states = self.encode(x)
+        if self.forecaster_input == "none":
+            hs, h = [], None
+            for i, layer in enumerate(self.forecaster):
+                h, _ = layer(h, states[i], num_steps=T_out if h is None else None)
+                hs.append(h)  # (B, T_out, F_i, h, w)
+            return self._readout(hs)
+        return self._forecast_conditional(x, states, T_out, targets, teacher_forcing)
+
+    def _forecast_conditional(self, x, states, T_out, targets, teacher_forcing):
+        prev = x[:, -1]  # (B, C, H, W): the last seen frame
+        outs = []
+        for t in range(T_out):
+            inp = self.to_patches(prev[:, None])[:, 0]  # (B, C*p*p, h, w)
+            hs = []
+            for i, layer in enumerate(self.forecaster):
+                states[i] = layer.cell(inp, states[i])
+                inp = states[i][0] if isinstance(states[i], tuple) else states[i]
+                hs.append(inp[:, None])
+            y = self._readout(hs)[:, 0]  # (B, C, H, W) logits
+            outs.append(y)
+            prev = torch.sigmoid(y)
+            if targets is not None and teacher_forcing > 0:
+                use_truth = (torch.rand(prev.shape[0], 1, 1, 1, device=prev.device) < teacher_forcing)
+                prev = torch.where(use_truth, targets[:, t].to(prev.dtype), prev)
+        return torch.stack(outs, dim=1)
+
+    @torch.no_grad()
+    def predict(self, x: torch.Tensor, num_output: int | None = None) -> torch.Tensor:
+        """Forecast intensities in [0, 1]: ``sigmoid(forward(x))``, ``(B, T_out, C, H, W)``."""
+        return torch.sigmoid(self.forward(x, num_output))
+
+
+# ============================================================================ builders
+def _ef(hidden, kwargs: dict, **defaults) -> EncoderForecaster:
+    """The builder's defaults, overridden by the user's ``kwargs``."""
+    args = {"in_channels": 1, "hidden_channels": hidden, "patch_size": 4, "num_output": 10, **defaults}
+    args.update(kwargs)
+    return EncoderForecaster(**args)
+
+
+@register_model(task="forecasting")
+def convlstm_5x5_5x5_256(**kwargs) -> EncoderForecaster:
+    """ConvLSTM(5x5)-5x5-256 (Shi et al. 2015, Table 1): 13,524,496 parameters."""
+    return _ef((256,), kwargs, kernel_size=5, input_kernel_size=5)
+
+
+@register_model(task="forecasting")
+def convlstm_5x5_5x5_128_5x5_128(**kwargs) -> EncoderForecaster:
+    """ConvLSTM(5x5)-5x5-128-5x5-128 (Shi et al. 2015, Table 1): 10,042,896 parameters."""
+    return _ef((128, 128), kwargs, kernel_size=5, input_kernel_size=5)
+
+
+@register_model(task="forecasting")
+def convlstm_5x5_5x5_128_5x5_64_5x5_64(**kwargs) -> EncoderForecaster:
+    """ConvLSTM(5x5)-5x5-128-5x5-64-5x5-64 (Shi et al. 2015, Table 1; their best): 7,585,296 parameters."""
+    return _ef((128, 64, 64), kwargs, kernel_size=5, input_kernel_size=5)
+
+
+@register_model(task="forecasting")
+def convlstm_9x9_1x1_128_1x1_128(**kwargs) -> EncoderForecaster:
+    """ConvLSTM(9x9)-1x1-128-1x1-128 (Shi et al. 2015, Table 1): 11,550,224 parameters."""
+    return _ef((128, 128), kwargs, kernel_size=1, input_kernel_size=9)
+
+
+@register_model(task="forecasting")
+def convlstm_9x9_1x1_128_1x1_64_1x1_64(**kwargs) -> EncoderForecaster:
+    """ConvLSTM(9x9)-1x1-128-1x1-64-1x1-64 (Shi et al. 2015, Table 1): 8,830,480 parameters."""
+    return _ef((128, 64, 64), kwargs, kernel_size=1, input_kernel_size=9)
+
+
+@register_model(task="forecasting")
+def convlstm_tiny(**kwargs) -> EncoderForecaster:
+    """Tiny ConvLSTM encoder–forecaster for tests (8-8 channels, 3x3 kernels)."""
+    return _ef((8, 8), kwargs, kernel_size=3, input_kernel_size=3)
+
+
+def _fc(frame_size: int) -> dict:
+    # the whole frame is one patch: 1x1 kernels on a 1x1 grid of frame_size**2 channels = FC-LSTM
+    return dict(patch_size=frame_size, kernel_size=1, input_kernel_size=1, output_from="top", frame_size=frame_size)
+
+
+@register_model(task="forecasting")
+def fc_lstm_2048_2048(frame_size: int = 64, **kwargs) -> EncoderForecaster:
+    """FC-LSTM-2048-2048 (Srivastava et al. 2015; Shi et al. 2015, Table 1): 142,667,776 parameters
+    on 64x64 frames. Fully connected peephole LSTMs (1x1 kernels on the whole frame as one patch)."""
+    return _ef((2048, 2048), kwargs, **_fc(frame_size))
+
+
+@register_model(task="forecasting")
+def fc_lstm_tiny(frame_size: int = 16, **kwargs) -> EncoderForecaster:
+    """Tiny FC-LSTM encoder–forecaster for tests (32-32 units, 16x16 frames)."""
+    return _ef((32, 32), kwargs, **_fc(frame_size))
+
+
+@register_model(task="forecasting")
+def convgru_5x5_5x5_128_5x5_64_5x5_64(**kwargs) -> EncoderForecaster:
+    """ConvGRU (Ballas et al. 2016) in Shi et al.'s best encoder–forecaster layout (128-64-64, 5x5)."""
+    return _ef((128, 64, 64), kwargs, kernel_size=5, input_kernel_size=5, cell="convgru")
+
+
+@register_model(task="forecasting")
+def convgru_tiny(**kwargs) -> EncoderForecaster:
+    """Tiny ConvGRU encoder–forecaster for tests."""
+    return _ef((8, 8), kwargs, kernel_size=3, input_kernel_size=3, cell="convgru")
+
+
+@register_model(task="forecasting")
+def trajgru_128_64_64(**kwargs) -> EncoderForecaster:
+    """TrajGRU (Shi et al. 2017) in the 128-64-64 encoder–forecaster layout, L = 13, 13, 9 links,
+    3x3 input kernels (the paper's TrajGRU also down/up-samples between layers; this one keeps
+    Shi et al. 2015's single resolution)."""
+    return _ef((128, 64, 64), kwargs, kernel_size=1, input_kernel_size=3, cell="trajgru", num_links=(13, 13, 9))
+
+
+@register_model(task="forecasting")
+def trajgru_tiny(**kwargs) -> EncoderForecaster:
+    """Tiny TrajGRU encoder–forecaster for tests (8-8 channels, 3 links)."""
+    return _ef((8, 8), kwargs, kernel_size=1, input_kernel_size=3, cell="trajgru", num_links=3)

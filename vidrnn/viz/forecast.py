@@ -1,0 +1,118 @@
+"""Forecast pictures: input | truth | forecast grids (PNG), side-by-side GIFs, per-lead-time plots.
+
+Everything takes tensors/arrays, never models. Frames are ``(T, C, H, W)`` (C = 1 or 3) with
+intensities in [0, 1]; radar frames can be shown in rain rate with ``vmax`` (mm/h).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from vidrnn.io.write import write_gif
+
+__all__ = ["forecast_grid", "forecast_gif", "lead_time_plot"]
+
+
+def _np(frames) -> np.ndarray:
+    a = frames.detach().float().cpu().numpy() if hasattr(frames, "detach") else np.asarray(frames, dtype=np.float32)
+    if a.ndim != 4:
+        raise ValueError(f"frames: expected (T, C, H, W), got shape {a.shape}")
+    return a
+
+
+def _save_fig(fig, path: Path) -> Path:
+    tmp = path.with_name(path.name + ".tmp.png")
+    fig.savefig(tmp, dpi=100, bbox_inches="tight")
+    os.replace(tmp, path)
+    return path
+
+
+def forecast_grid(inputs, truth, forecast, path: str | os.PathLike, *, title: str | None = None,
+                  cmap: str = "gray", vmax: float = 1.0, step_label: str = "t") -> Path:
+    """A PNG with three rows: the input frames, the true future, the forecast.
+
+    Args:
+        inputs: ``(T_in, C, H, W)``; truth, forecast: ``(T_out, C, H, W)``.
+        path: the ``.png`` to write (atomically).
+        title: figure title.
+        cmap: colour map for one-channel frames; vmax: the value shown brightest.
+        step_label: column label prefix.
+
+    Raises:
+        ValueError: arrays of another rank, or truth and forecast of different shapes.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    x, y, p = _np(inputs), _np(truth), _np(forecast)
+    if y.shape != p.shape:
+        raise ValueError(f"truth {y.shape} and forecast {p.shape} must have the same shape")
+    cols = max(len(x), len(y))
+    fig, axes = plt.subplots(3, cols, figsize=(1.3 * cols, 4.2), squeeze=False)
+    for r, (name, frames, offset) in enumerate((("input", x, -len(x) + 1), ("truth", y, 1), ("forecast", p, 1))):
+        for c in range(cols):
+            ax = axes[r, c]
+            ax.set_xticks([]), ax.set_yticks([])
+            if c < len(frames):
+                f = frames[c]
+                img = f[0] if f.shape[0] == 1 else np.clip(f.transpose(1, 2, 0), 0, 1)
+                ax.imshow(img, cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
+                ax.set_title(f"{step_label}{c + offset:+d}" if (c + offset) else f"{step_label}0", fontsize=7)
+            else:
+                ax.axis("off")
+            if c == 0:
+                ax.set_ylabel(name, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    path = _save_fig(fig, Path(path))
+    plt.close(fig)
+    return path
+
+
+def forecast_gif(inputs, truth, forecast, path: str | os.PathLike, *, fps: float = 4.0, vmax: float = 1.0,
+                 scale: int = 2) -> Path:
+    """An animated GIF: the input frames, then truth (left) beside forecast (right).
+
+    A white bar separates the halves; during the input frames the right half repeats the input.
+    ``scale`` enlarges pixels (nearest neighbour) for small frames.
+    """
+    x, y, p = _np(inputs), _np(truth), _np(forecast)
+
+    def rgb(f):  # (C, H, W) -> (H, W, 3) in [0, 1]
+        f = np.clip(f / vmax, 0, 1)
+        f = np.repeat(f, 3, axis=0) if f.shape[0] == 1 else f
+        return f.transpose(1, 2, 0).repeat(scale, 0).repeat(scale, 1)
+
+    bar = np.ones((x.shape[-2] * scale, 2 * scale, 3))
+    frames = [np.concatenate([rgb(f), bar, rgb(f)], axis=1) for f in x]
+    frames += [np.concatenate([rgb(a), bar, rgb(b)], axis=1) for a, b in zip(y, p)]
+    return write_gif(np.stack(frames), path, fps=fps)
+
+
+def lead_time_plot(series: dict[str, list[float]], path: str | os.PathLike, *, ylabel: str, step: float = 1.0,
+                   xlabel: str = "lead time (frames)", title: str | None = None) -> Path:
+    """Line plot of metrics per lead time (one line per entry of ``series``; names containing
+    ``persistence`` are dashed). Writes a PNG atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    for name, values in series.items():
+        xs = np.arange(1, len(values) + 1) * step
+        ax.plot(xs, values, marker="o", ms=3, label=name, ls="--" if "persistence" in name else "-")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    path = _save_fig(fig, Path(path))
+    plt.close(fig)
+    return path
