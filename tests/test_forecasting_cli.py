@@ -61,3 +61,27 @@ def test_classifier_checkpoint_mismatch_is_reported(mm_run, capsys):
     rc = cli.main(["fit", "--init-from", str(ckpt), "--run-dir", str(mm_run.parent / "x"), "trainer.max_epochs=1"])
     assert rc == 2
     assert "convlstm_tiny" in capsys.readouterr().err
+
+
+def test_fit_on_one_radar_event_test_on_another(tmp_path, shared_data, capsys):
+    run = tmp_path / "radar"
+    radar = shared_data / "radar"
+    rc = cli.main(["fit", "-c", "convlstm_radar_fmi", "--run-dir", str(run), "model.name=convlstm_tiny",
+                   "trainer.max_epochs=1", "data.num_workers=0", "data.batch_size=4", "data.num_input=2",
+                   "data.num_output=2", "data.radar.downsample=8", "data.radar.crop=16", "data.radar.num_train=4",
+                   "data.radar.stride=6", "data.radar.pysteps_baseline=false",
+                   f"data.radar.train.root={radar / 'knmi'}", f"data.radar.test.root={radar / 'fmi'}"])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "CSI>=0.5 model/pers" in out and "lead (min)" in out
+    summary = json.loads((run / "summary.json").read_text())
+    test = summary["per_lead_time"]["test"]
+    assert test["thresholds"] == [0.5, 2, 5, 10, 30]
+    csi_model, csi_pers = test["nowcasting"]["csi"], test["persistence"]["csi"]
+    assert len(csi_model) == 5 and len(csi_model[0]) == 2
+    assert 0 < csi_pers[0][0] <= 1  # persistence has skill at 5 min on the real FMI event
+    assert "test/csi@0.5" in summary["metrics"]
+    pred = tmp_path / "pred"
+    assert cli.main(["predict", str(run / "checkpoints" / "best.ckpt"), str(radar / "fmi"), "--num", "1",
+                     "--output-dir", str(pred)]) == 0
+    assert (pred / "lead_time.png").is_file() and (pred / "fmi_000.gif").is_file()

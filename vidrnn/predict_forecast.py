@@ -62,8 +62,12 @@ def forecast_inputs(spec: str | None, settings: dict) -> tuple[str, Dataset]:
 
         source = "knmi" if any(p.glob("*.h5")) else "fmi"
         r = settings.get("radar") or {}
+        from vidrnn.data.forecast_datamodule import trim_frames
+
         rain, _, _ = load_radar_sequence(p, source, downsample=int(r.get("downsample", 1)))
-        return p.name, RadarWindows(rain, in_frames=T_in, out_frames=T_out, crop=r.get("crop"), random_crop=False,
+        crop = r.get("eval_crop")
+        return p.name, RadarWindows(rain if crop else trim_frames(rain), in_frames=T_in, out_frames=T_out, crop=crop,
+                                    random_crop=False,
                                     stride=T_out, a=float(r.get("zr_a", 200.0)), b=float(r.get("zr_b", 1.6)))
     if p.suffix == ".npy":
         a = np.load(p, mmap_mode="r")
@@ -106,6 +110,19 @@ def predict_forecasts(task, specs: list[str], out_dir: str | os.PathLike, *, num
 
         thr = tuple(settings.get("thresholds") or (0.5, 2, 5, 10, 30))
         scores, persist = NowcastingScores(thr), NowcastingScores(thr)
+        extrap = None
+        try:
+            import contextlib
+            import io
+
+            import cv2  # noqa: F401
+            with contextlib.redirect_stdout(io.StringIO()):
+                import pysteps  # noqa: F401
+            from vidrnn.data.radar import pysteps_extrapolation
+
+            extrap = NowcastingScores(thr)
+        except ImportError:
+            pass
     written = []
     for spec in (specs or [None]):
         name, ds = forecast_inputs(spec, settings)
@@ -120,6 +137,8 @@ def predict_forecasts(task, specs: list[str], out_dir: str | os.PathLike, *, num
                 a, b = float(settings.get("zr_a", 200.0)), float(settings.get("zr_b", 1.6))
                 scores.update(from_unit(pred, a, b).cpu(), item["target_rain"][None])
                 persist.update(persistence(item["input_rain"][None], y.shape[1]), item["target_rain"][None])
+                if extrap is not None:
+                    extrap.update(pysteps_extrapolation(item["input_rain"][None], y.shape[1]), item["target_rain"][None])
             mse = float(((pred - y) ** 2).sum(dim=(-3, -2, -1)).mean())
             forecast_grid(x[0], y[0], pred[0], out / f"{stem}.png", title=f"{task.hparams.model_name}  {stem}  "
                           f"MSE/frame {mse:.1f}", vmax=vmax, step_label="t")
@@ -134,10 +153,15 @@ def predict_forecasts(task, specs: list[str], out_dir: str | os.PathLike, *, num
         res["nowcasting"] = {k: v.tolist() for k, v in sc.items()}
         res["persistence"] = {k: v.tolist() for k, v in ps.items()}
         res["thresholds"] = list(scores.thresholds)
+        ex = extrap.compute() if extrap is not None else None
+        if ex is not None:
+            res["pysteps_extrapolation"] = {k: v.tolist() for k, v in ex.items()}
         series = {}
-        for j, t in enumerate(scores.thresholds):
+        for j, t in enumerate(scores.thresholds[:3]):  # the plot shows the three lowest thresholds
             series[f"model >= {t:g} mm/h"] = sc["csi"][j].tolist()
             series[f"persistence >= {t:g} mm/h"] = ps["csi"][j].tolist()
+            if ex is not None:
+                series[f"pysteps extrapolation >= {t:g} mm/h"] = ex["csi"][j].tolist()
         lead_time_plot(series, out / "lead_time.png", ylabel="CSI", step=step, xlabel=xlabel,
                        title=f"{task.hparams.model_name}: CSI per lead time")
     else:

@@ -12,10 +12,15 @@
   60k training file for training (when the user has it). ``test_npy`` evaluates on the
   standard ``mnist_test_seq.npy`` instead of generated test sequences.
 * ``source: radar`` -- ``radar: {train: {root, source}, test: {root, source}, val_fraction,
-  downsample, crop, stride, zr_a, zr_b}``: windows of ``num_input`` + ``num_output`` frames of
-  one event for training (random windows and crops; the last ``val_fraction`` of its frames
-  for validation) and of another event for testing -- "train on one event, evaluate on
-  another".
+  downsample, crop, eval_crop, min_valid, stride, num_train, zr_a, zr_b, pysteps_baseline}``:
+  windows of ``num_input`` + ``num_output`` frames of one event for training (``num_train``
+  random windows and ``crop``-pixel crops per epoch, redrawn while less than ``min_valid`` of
+  the target is inside radar range; the last ``val_fraction`` of its frames for validation) and
+  of another event for testing -- "train on one event, evaluate on another". Evaluation uses
+  whole frames (trimmed to multiples of 16 pixels) unless ``eval_crop`` is set; frames are
+  block-averaged by ``downsample`` first (2: 1 km -> 2 km pixels). Rain rates come from each
+  reader (FMI reflectivity with pysteps' FMI Z-R pair, KNMI accumulations); ``zr_a``/``zr_b``
+  define the network's scale, ``clip((dBZ + 10) / 70, 0, 1)`` with ``dBZ`` from Z = a R^b.
 """
 
 from __future__ import annotations
@@ -42,11 +47,12 @@ FORECAST_DEFAULTS: dict[str, Any] = {
                      "num_test": 500, "val_seed": 1, "test_seed": 2, "num_digits": 2, "size": 64,
                      "step_length": 0.1, "test_npy": None},
     "radar": {"train": {"root": None, "source": "fmi"}, "test": {"root": None, "source": "knmi"},
-              "val_fraction": 0.25, "downsample": 4, "crop": 64, "stride": 1, "num_train": 256,
-              "zr_a": 200.0, "zr_b": 1.6},
+              "val_fraction": 0.25, "downsample": 2, "crop": 64, "eval_crop": None, "min_valid": 0.7, "stride": 1,
+              "num_train": 256, "zr_a": 200.0, "zr_b": 1.6, "pysteps_baseline": True},
 }
 
 _FORECAST_KEYS = set(FORECAST_DEFAULTS)
+_DERIVED_KEYS = {"kind", "thresholds", "timestep_minutes", "zr_a", "zr_b"}  # written into the settings by this module
 
 
 def _seed_worker(worker_id: int) -> None:
@@ -54,16 +60,28 @@ def _seed_worker(worker_id: int) -> None:
 
 
 class _Resampled(torch.utils.data.Dataset):
-    """``num`` random items of ``base`` per epoch (training windows of a short radar event)."""
+    """``num`` random training windows of a radar event per epoch; a window whose target has
+    more than ``1 - min_valid`` missing pixels (outside the radars' range) is drawn again (up to
+    20 times), so training crops show radar data rather than the no-data mask."""
 
-    def __init__(self, base, num: int):
-        self.base, self.num = base, num
+    def __init__(self, base, num: int, min_valid: float = 0.0):
+        self.base, self.num, self.min_valid = base, num, float(min_valid)
 
     def __len__(self) -> int:
         return self.num
 
     def __getitem__(self, i: int):
-        return self.base[int(torch.randint(len(self.base), ()).item())]
+        for _ in range(20):
+            item = self.base[int(torch.randint(len(self.base), ()).item())]
+            if torch.isfinite(item["target_rain"]).float().mean() >= self.min_valid:
+                break
+        return item
+
+
+def trim_frames(rain: np.ndarray, multiple: int = 16) -> np.ndarray:
+    """Whole frames cut to sides that are multiples of ``multiple`` pixels (patch sizes up to 16)."""
+    H, W = rain.shape[-2:]
+    return rain[..., : H // multiple * multiple, : W // multiple * multiple]
 
 
 class ForecastDataModule(L.LightningDataModule):
@@ -84,7 +102,7 @@ class ForecastDataModule(L.LightningDataModule):
     def __init__(self, cfg: dict):
         super().__init__()
         cfg = {k: v for k, v in (cfg or {}).items() if v is not None or k in _FORECAST_KEYS}
-        unknown = set(cfg) - _FORECAST_KEYS - {"kind", "thresholds"}
+        unknown = set(cfg) - _FORECAST_KEYS - _DERIVED_KEYS
         if unknown:
             raise ConfigError(f"data: unknown keys {sorted(unknown)} for a forecasting run; expected {sorted(_FORECAST_KEYS)}")
         s = merge(FORECAST_DEFAULTS, cfg)
@@ -143,13 +161,15 @@ class ForecastDataModule(L.LightningDataModule):
             raise ConfigError(f"data.radar: the train event has {len(train_rain)} frames; with val_fraction="
                               f"{r['val_fraction']} the parts ({n_train}, {n_val} frames) must each hold a window of "
                               f"{need} frames (num_input + num_output)")
-        crop = r["crop"]
-        train = RadarWindows(train_rain[:n_train], crop=crop, random_crop=True, seed=int(s.get("seed", 0)), **win)
-        splits = {"train": _Resampled(train, int(r["num_train"]))}
+        crop, eval_crop = r["crop"], r["eval_crop"]
+        ev = dict(random_crop=False, stride=int(r["stride"]), crop=eval_crop, **win)
+        train = RadarWindows(train_rain[:n_train], crop=crop, random_crop=True, seed=None, **win)
+        splits = {"train": _Resampled(train, int(r["num_train"]), float(r["min_valid"]))}
         if n_val:
-            splits["val"] = RadarWindows(train_rain[n_train:], crop=crop, random_crop=False,
-                                         stride=int(r["stride"]), **win)
-        splits["test"] = RadarWindows(test_rain, crop=crop, random_crop=False, stride=int(r["stride"]), **win)
+            val_rain = train_rain[n_train:]
+            splits["val"] = RadarWindows(trim_frames(val_rain) if eval_crop is None else val_rain, **ev)
+        splits["test"] = RadarWindows(trim_frames(test_rain) if eval_crop is None else test_rain, **ev)
+        s["timestep_minutes"] = float(np.median(np.diff([t.timestamp() for t in test_times])) / 60)
         self.event_info = {"train": [str(train_times[0]), str(train_times[-1]), len(train_rain)],
                            "test": [str(test_times[0]), str(test_times[-1]), len(test_rain)]}
         return splits

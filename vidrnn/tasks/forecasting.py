@@ -70,6 +70,19 @@ class ForecastingTask(L.LightningModule):
             thr = tuple(data.get("thresholds") or (0.5, 2, 5, 10, 30))
             self.val_scores, self.test_scores = NowcastingScores(thr), NowcastingScores(thr)
             self.test_persistence = NowcastingScores(thr)
+            self.test_extrapolation = None
+            if (data.get("radar") or {}).get("pysteps_baseline", True):
+                try:
+                    import contextlib
+                    import io
+
+                    import cv2  # noqa: F401
+                    with contextlib.redirect_stdout(io.StringIO()):  # pysteps prints its config path
+                        import pysteps  # noqa: F401
+
+                    self.test_extrapolation = NowcastingScores(thr)
+                except ImportError:
+                    pass  # the report says the baseline was not computed
         self.last_eval: dict = {}
 
     # ------------------------------------------------------------------ helpers
@@ -123,6 +136,11 @@ class ForecastingTask(L.LightningModule):
                 from vidrnn.data.radar import persistence
 
                 self.test_persistence.update(persistence(batch["input_rain"], y.shape[1]), batch["target_rain"])
+                if self.test_extrapolation is not None:
+                    from vidrnn.data.radar import pysteps_extrapolation
+
+                    ext = pysteps_extrapolation(batch["input_rain"].cpu(), y.shape[1])
+                    self.test_extrapolation.update(ext, batch["target_rain"].cpu())
 
     def _eval_end(self, metrics, scores, stage: str):
         res = metrics.compute()
@@ -140,6 +158,10 @@ class ForecastingTask(L.LightningModule):
                 ps = self.test_persistence.compute()
                 self.test_persistence.reset()
                 out["persistence"] = {k: v.tolist() for k, v in ps.items()}
+                if self.test_extrapolation is not None:
+                    ex = self.test_extrapolation.compute()
+                    self.test_extrapolation.reset()
+                    out["pysteps_extrapolation"] = {k: v.tolist() for k, v in ex.items()}
         self.log_dict(scalars, prog_bar=stage == "val")
         self.last_eval[stage] = out
 
@@ -171,23 +193,25 @@ def forecast_report(result: dict, settings: dict | None = None) -> str:
     radar = "nowcasting" in result
     step = float(settings.get("timestep_minutes", 5)) if radar else 1.0
     cols = [k for k in ("mse", "mae", "ssim", "psnr") if f"{k}_per_frame" in result]
-    T = len(result[f"{cols[0]}_per_frame"]) if cols else 0
+    T = len(result["mse_per_frame"])
     head = ["lead (min)" if radar else "frame"] + cols
     thr = result.get("thresholds") or []
+    baselines = [(k, short) for k, short in (("nowcasting", "model"), ("persistence", "pers"),
+                                              ("pysteps_extrapolation", "pysteps")) if k in result]
     if radar:
-        head += [f"CSI@{t:g}" for t in thr] + ([f"pers@{t:g}" for t in thr] if "persistence" in result else [])
+        cols = []  # pixel-summed errors of whole radar frames say little; CSI is the score here
+        head = head[:1] + [f"CSI>={t:g} " + "/".join(short for _, short in baselines) for t in thr]
     rows = []
     for t in range(T):
         row = [f"{(t + 1) * step:g}"] + [f"{result[f'{k}_per_frame'][t]:.4g}" for k in cols]
         if radar:
-            row += [f"{result['nowcasting']['csi'][i][t]:.3f}" for i in range(len(thr))]
-            if "persistence" in result:
-                row += [f"{result['persistence']['csi'][i][t]:.3f}" for i in range(len(thr))]
+            row += ["/".join(f"{result[k]['csi'][i][t]:.3f}" for k, _ in baselines) for i in range(len(thr))]
         rows.append(row)
     widths = [max(len(h), *(len(r[j]) for r in rows)) if rows else len(h) for j, h in enumerate(head)]
     lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
     lines += ["  ".join(c.rjust(w) for c, w in zip(r, widths)) for r in rows]
     if radar:
-        lines.append("CSI: hits / (hits + misses + false alarms), event = rain rate >= threshold (mm/h); "
-                     "'pers' = persistence (last input frame)")
+        lines.append("CSI: hits / (hits + misses + false alarms), event = rain rate >= threshold (mm/h), missing "
+                     "pixels skipped; pers = persistence (last input frame); pysteps = Lucas-Kanade + semi-Lagrangian "
+                     "extrapolation" + ("" if "pysteps_extrapolation" in result else " (not computed: needs pysteps + OpenCV)"))
     return "\n".join(lines)

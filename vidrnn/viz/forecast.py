@@ -97,7 +97,7 @@ def forecast_gif(inputs, truth, forecast, path: str | os.PathLike, *, fps: float
 def lead_time_plot(series: dict[str, list[float]], path: str | os.PathLike, *, ylabel: str, step: float = 1.0,
                    xlabel: str = "lead time (frames)", title: str | None = None) -> Path:
     """Line plot of metrics per lead time (one line per entry of ``series``; names containing
-    ``persistence`` are dashed). Writes a PNG atomically."""
+    ``persistence`` are dashed, ``extrapolation`` dotted). Writes a PNG atomically."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -106,7 +106,8 @@ def lead_time_plot(series: dict[str, list[float]], path: str | os.PathLike, *, y
     fig, ax = plt.subplots(figsize=(5, 3.2))
     for name, values in series.items():
         xs = np.arange(1, len(values) + 1) * step
-        ax.plot(xs, values, marker="o", ms=3, label=name, ls="--" if "persistence" in name else "-")
+        ls = "--" if "persistence" in name else ":" if "extrapolation" in name else "-"
+        ax.plot(xs, values, marker="o", ms=3, label=name, ls=ls)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
