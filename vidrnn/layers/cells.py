@@ -518,7 +518,8 @@ class _ConvRecurrentLayer(nn.Module):
             if state is None:
                 state = self.cell.zero_state(x.shape[0], x.shape[-2], x.shape[-1], like=x)
             xw = self.cell.input_projection(x)  # all T steps in one convolution
-            steps = [tuple(p[:, t] for p in xw) if isinstance(xw, tuple) else xw[:, t] for t in range(x.shape[1])]
+            # unbind, not xw[:, t]: slicing makes every step's backward zero-fill a whole-sequence gradient
+            steps = list(zip(*(p.unbind(1) for p in xw))) if isinstance(xw, tuple) else xw.unbind(1)
         outs = []
         for xw_t in steps:
             state = self.cell.step(xw_t, state)
