@@ -85,3 +85,17 @@ def test_fit_on_one_radar_event_test_on_another(tmp_path, shared_data, capsys):
     assert cli.main(["predict", str(run / "checkpoints" / "best.ckpt"), str(radar / "fmi"), "--num", "1",
                      "--output-dir", str(pred)]) == 0
     assert (pred / "lead_time.png").is_file() and (pred / "fmi_000.gif").is_file()
+
+
+def test_scheduled_sampling_decays_over_epochs(tmp_path, shared_data):
+    import csv
+
+    run = tmp_path / "ss"
+    args = [a for a in SMALL if not a.startswith("trainer.max_epochs")]
+    rc = cli.main(["fit", "-c", "convlstm_movingmnist", "--run-dir", str(run), "model.name=convlstm_tiny",
+                   "model.forecaster_input=previous_frame", "trainer.max_epochs=2", "trainer.log_every_n_steps=1",
+                   "forecasting.scheduled_sampling={start: 1.0, end: 0.0, epochs: 2}", "--no-test", *args])
+    assert rc == 0
+    rows = list(csv.DictReader(open(run / "logs" / "metrics.csv")))
+    tf = {int(r["epoch"]): float(r["train/teacher_forcing"]) for r in rows if r.get("train/teacher_forcing")}
+    assert tf == {0: 1.0, 1: 0.5}

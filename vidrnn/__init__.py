@@ -1,5 +1,5 @@
 """vidrnn: recurrent and attention-based video models (LRCN, "Beyond Short Snippets" pooling
-and deep LSTMs, convolutional recurrence) on PyTorch and Lightning."""
+and deep LSTMs, ConvLSTM/ConvGRU/TrajGRU encoder-forecasters) on PyTorch and Lightning."""
 
 __version__ = "0.1.0"
 
