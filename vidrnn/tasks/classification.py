@@ -7,6 +7,9 @@
   (macro recall), logged as ``train/``, ``val/``, ``test/``.
 * Evaluation is video-level: the softmax outputs of all views (clips) of a video are
   averaged before the metrics (LRCN tests 16-frame clips with stride 8 and averages).
+* Models with ``auxiliary_loss`` (the attention LSTMs) add it: the doubly stochastic
+  attention penalty, and REINFORCE terms for hard attention (reward: the log-likelihood of
+  the true class).
 * Bad videos skipped by the dataset are counted (``skipped_videos``) and listed in the run
   summary.
 
@@ -123,6 +126,11 @@ class ClassificationTask(L.LightningModule):
             loss = (per_step * self.model.frame_weights(T, frames.device)[None]).sum(1).mean()
         else:
             loss = F.cross_entropy(logits.float(), y, label_smoothing=ls)
+        if hasattr(self.model, "auxiliary_loss"):  # attention penalty, REINFORCE for hard attention
+            aux, logs = self.model.auxiliary_loss(F.cross_entropy(logits.float(), y, reduction="none"))
+            loss = loss + aux
+            for k, v in logs.items():
+                self.log(f"train/{k}", v, batch_size=len(y))
         self.train_metrics.update(logits.detach(), y)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(y))
         return loss
