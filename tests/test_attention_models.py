@@ -64,3 +64,67 @@ def test_temporal_attention_window_masks_frames_before_the_start():
     assert (w[:, 0, :2] == 0).all() and (w[:, 1, 0] == 0).all()  # no frames before t = 0
     torch.testing.assert_close(w[:, 0, 2], torch.ones(2))
     torch.testing.assert_close(w.sum(-1), torch.ones(2, 4))
+
+
+def test_attention_mass_ratio_hand_computed():
+    from vidrnn.metrics.attention import attention_mass_ratio
+
+    box = torch.tensor([[[0.0, 0.0, 20.0, 20.0]]])  # top-left quarter of a 40x40 frame
+    uniform = torch.full((1, 1, 4), 0.25)
+    torch.testing.assert_close(attention_mass_ratio(uniform, box, (2, 2), (40, 40)), torch.tensor([1.0]))
+    on_target = torch.tensor([[[1.0, 0.0, 0.0, 0.0]]])
+    torch.testing.assert_close(attention_mass_ratio(on_target, box, (2, 2), (40, 40)), torch.tensor([4.0]))
+    half = torch.tensor([[[0.0, 0.0, 0.0, 1.0]]])  # the cell holding half of a box straddling two cells
+    box2 = torch.tensor([[[20.0, 10.0, 40.0, 30.0]]])
+    torch.testing.assert_close(attention_mass_ratio(half, box2, (2, 2), (40, 40)), torch.tensor([0.5 / 0.25]))
+
+
+def test_distractor_digits_box_follows_the_moving_digit():
+    from vidrnn.data.digits import DistractorDigits
+
+    ds = DistractorDigits("test", 4, num_frames=6)
+    item = ds[1]
+    v, box = item["video"][0], item["box"]
+    assert v.shape == (6, 3, 40, 40) and box.shape == (6, 4) and 0 <= item["label"] <= 9
+    assert (box[:, 2:] <= 40).all() and (box[:, :2] >= 0).all()
+    assert not torch.equal(box[0], box[-1])  # the target moves
+    diff = (v[1:] - v[:-1]).abs().sum(1)  # (T-1, S, S): only the target changes
+    ys, xs = torch.nonzero(diff.amax(0) > 0, as_tuple=True)
+    assert ys.min() >= box[:, 0].min() and ys.max() < box[:, 2].max()
+    assert xs.min() >= box[:, 1].min() and xs.max() < box[:, 3].max()
+    torch.testing.assert_close(ds[1]["video"], item["video"])  # deterministic
+
+
+def test_overlay_and_attention_frames():
+    from vidrnn.viz.attention import attention_frames, overlay_heatmap
+
+    frames = torch.zeros(3, 3, 8, 8)
+    w = torch.zeros(3, 4)
+    w[:, 0] = 1.0  # all attention on the top-left cell of a 2x2 map
+    img = overlay_heatmap(frames, w, (2, 2), alpha=1.0)
+    assert img.shape == (3, 8, 8, 3) and img.dtype.name == "uint8"
+    assert img[0, 0, 0].tolist() != img[0, 7, 7].tolist()  # hot corner differs from the cold one
+    out = attention_frames(frames, spatial=w, map_size=(2, 2), temporal=torch.full((3, 2), 0.5), title="x", scale=2)
+    assert out.shape[0] == 3 and out.shape[2] == 16 and out.shape[1] > 16  # title bar and strip added
+
+
+def test_predict_writes_attention_overlays(tmp_path, shared_data):
+    import json
+
+    from vidrnn import cli
+
+    run = tmp_path / "run"
+    assert cli.main(["fit", "--run-dir", str(run), "model.name=soft_attention_lstm_tiny", "trainer.max_epochs=1",
+                     "data.num_workers=0", "data.digits.num_train=16", "data.digits.num_val=8",
+                     "data.digits.num_test=8", "--no-test"]) == 0
+    clip = shared_data / "videos" / "clips" / "ucf101_xvid_320x240.avi"
+    out = tmp_path / "att"
+    assert cli.main(["predict", str(run / "checkpoints" / "best.ckpt"), str(clip), "--attention", str(out),
+                     "--output", str(tmp_path / "p.json")]) == 0
+    assert (out / "ucf101_xvid_320x240.mp4").stat().st_size > 0 and (out / "ucf101_xvid_320x240.gif").is_file()
+    res = json.loads((tmp_path / "p.json").read_text())["results"][0]
+    assert res["attention"]["true"] is None and res["attention"]["predicted"] in ("right", "left", "down", "up")
+    import av
+
+    with av.open(str(out / "ucf101_xvid_320x240.mp4")) as c:
+        assert c.streams.video[0].frames == 8

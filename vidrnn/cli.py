@@ -354,6 +354,8 @@ def cmd_predict(args) -> int:
             results.append({"video": str(v), "error": str(e)})
             failed += 1
             continue
+        if args.attention:
+            r["attention"] = _write_attention(pred, v, Path(args.attention))
         results.append(r)
         print(f"\n{Path(v).name}  ({r['duration']:.1f} s, {r['frames']} frames)")
         w = max(len(t["label"]) for t in r["topk"])
@@ -368,6 +370,38 @@ def cmd_predict(args) -> int:
                                         "results": results})
         print(f"\nwrote {args.output}")
     return 1 if failed else 0
+
+
+def _true_label(video, classes: list[str]) -> str | None:
+    """The label a file name or its folder states, when it is one of the classes (else None)."""
+    p = Path(video)
+    for cand in (p.stem, p.parent.name):
+        for c in classes:
+            if cand.lower() == c.lower():
+                return c
+    return None
+
+
+def _write_attention(pred, video, out_dir: Path) -> dict:
+    """Overlay MP4 + GIF of one video's attention; titles say predicted (and true) label."""
+    from vidrnn.viz.attention import write_attention_video
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    a = pred.attention_clip(video)
+    i = int(a["probs"].argmax())
+    label, truth = pred.classes[i], _true_label(video, pred.classes)
+    title = f"pred {label} {a['probs'][i] * 100:.0f}%"
+    colour = (255, 255, 255)
+    if truth is not None:
+        ok = truth == label
+        title += f" | true {truth} {'(right)' if ok else '(wrong)'}"
+        colour = (120, 255, 120) if ok else (255, 110, 110)
+    scale = max(1, 256 // a["frames"].shape[-1])
+    mp4, gif = write_attention_video(a["frames"], out_dir / Path(video).stem, spatial=a["spatial"],
+                                     map_size=a["map_size"], temporal=a["temporal"], title=title,
+                                     title_colour=colour, scale=scale)
+    print(f"  attention: {mp4}  {gif}")
+    return {"mp4": str(mp4), "gif": str(gif), "predicted": label, "true": truth}
 
 
 def cmd_predict_forecast(args) -> int:
@@ -459,6 +493,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="per-second labels (default: for videos longer than 10 s)")
     pr.add_argument("--no-timeline", dest="timeline", action="store_false")
     pr.add_argument("--window", type=float, help="seconds of video per timeline clip")
+    pr.add_argument("--attention", metavar="DIR",
+                    help="attention models: write per-video MP4 and GIF overlays of where the model looks into DIR")
     pr.add_argument("--device", default="cpu")
 
     m = sub.add_parser("models", help="list registered models")

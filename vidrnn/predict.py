@@ -109,3 +109,31 @@ class Predictor:
             for s, p in zip(secs, probs):
                 i = int(p.argmax())
                 yield {"start": float(s), "end": float(min(s + 1, duration)), "label": self.classes[i], "prob": float(p[i])}
+
+    @torch.no_grad()
+    def attention_clip(self, path: str | Path) -> dict:
+        """The first test-time clip of a video with the model's attention.
+
+        Returns:
+            ``{"frames": (T, 3, S, S) in [0, 1], "probs": (K,), "spatial": (T, N) or None,
+            "map_size": (h, w) or None, "temporal": (T, W) or None}``.
+
+        Raises:
+            ValueError: the model has no attention (``return_attention`` unsupported).
+        """
+        model = self.task.model
+        if not hasattr(model, "last_attention"):
+            raise ValueError(f"model {self.task.hparams.model_name!r} has no attention to show "
+                             "(use an attention model, e.g. soft_attention_lstm)")
+        with VideoReader(path, stream=self.stream, size=self.decode_size) as r:
+            ts = r.frame_timestamps() if self.sampler.needs_timestamps else None
+            duration = r.info.duration if ts is None else max(r.info.duration, float(ts[-1]))
+            times = self.sampler.sample(ts, duration, training=False)[:1]  # (1, T)
+            clip = r.get_frames_at(times.reshape(-1))[0]  # (T, 3, H, W) uint8
+        x = self.transform(clip)[None].to(self.device)  # (1, T, 3, S, S)
+        logits, att = model(x, return_attention=True)
+        spatial = att[0].cpu() if model.input_kind == "map" else None
+        ms = getattr(model, "map_size", None)
+        return {"frames": x[0].cpu(), "probs": logits[0].float().softmax(-1).cpu(),
+                "spatial": spatial, "map_size": (ms, ms) if spatial is not None else None,
+                "temporal": None if spatial is not None else att[0].cpu()}

@@ -4,6 +4,8 @@ from the ``data:`` section of a config.
 ``source`` picks the annotations (see :mod:`vidrnn.data.video_folder` for the formats):
 
 * ``digits`` -- the embedded Moving Digits dataset (no files needed).
+* ``distractors`` -- the embedded distractor task (:class:`vidrnn.data.digits.DistractorDigits`):
+  the label is the class of the one moving digit among still ones; items carry its box.
 * ``folder`` -- ``root`` with ``root/class/video`` (``label_from: parent``) or
   ``root/label.ext`` (``label_from: stem``). ``split`` says how to make train/val/test:
   ``{mode: videos, val: 0.2, test: 0.2, seed: 0}`` (a per-class random split of the videos),
@@ -30,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from vidrnn.data.digits import MovingDigits
+from vidrnn.data.digits import DistractorDigits, MovingDigits
 from vidrnn.data.transforms import build_clip_transform
 from vidrnn.data.video_folder import (VideoClipDataset, VideoSample, collate_clips, read_annotation_list,
                                       read_hmdb51_split, read_kinetics_csv, read_ucf101_split, scan_video_folder)
@@ -44,6 +46,8 @@ __all__ = ["VideoDataModule", "DATA_DEFAULTS", "resolve_annotations"]
 DATA_DEFAULTS: dict[str, Any] = {
     "source": "digits",
     "digits": {"num_train": 2000, "num_val": 400, "num_test": 400, "num_frames": 8, "size": 32, "seed": 0},
+    "distractors": {"num_train": 4000, "num_val": 400, "num_test": 400, "num_frames": 8, "size": 40,
+                    "digit_size": 12, "num_distractors": 2, "seed": 0},
     "sampler": {"name": "uniform", "num_frames": 8},
     "test_sampler": None,
     "transform": {"size": 112},
@@ -156,7 +160,7 @@ def resolve_annotations(cfg: dict) -> tuple[Splits, list[str]]:
             f = cfg.get(f"{part}_csv")
             out[part] = read_kinetics_csv(f, root, classes=classes)[0] if f else []
         return out, classes
-    raise ConfigError(f"data.source={src!r}: expected digits, folder, list, ucf101, hmdb51, kinetics or features")
+    raise ConfigError(f"data.source={src!r}: expected digits, distractors, folder, list, ucf101, hmdb51, kinetics or features")
 
 
 class VideoDataModule(L.LightningDataModule):
@@ -184,14 +188,15 @@ class VideoDataModule(L.LightningDataModule):
             self.cfg[key] = given if key in cfg else base
         c = self.cfg
         self.splits: dict[str, Dataset] = {}
-        if c["source"] == "digits":
-            d = {**DATA_DEFAULTS["digits"], **(c.get("digits") or {})}
-            self.cfg["digits"] = d
-            kw = dict(num_frames=d["num_frames"], size=d["size"], seed=d["seed"])
-            self.splits = {"train": MovingDigits("train", d["num_train"], **kw),
-                           "val": MovingDigits("val", d["num_val"], **kw),
-                           "test": MovingDigits("test", d["num_test"], **kw)}
-            self.classes = list(MovingDigits.classes)
+        if c["source"] in ("digits", "distractors"):
+            Data = MovingDigits if c["source"] == "digits" else DistractorDigits
+            d = {**DATA_DEFAULTS[c["source"]], **(c.get(c["source"]) or {})}
+            self.cfg[c["source"]] = d
+            kw = {k: v for k, v in d.items() if not k.startswith("num_") or k in ("num_frames", "num_distractors")}
+            self.splits = {"train": Data("train", d["num_train"], **kw),
+                           "val": Data("val", d["num_val"], **kw),
+                           "test": Data("test", d["num_test"], **kw)}
+            self.classes = list(Data.classes)
             self.cfg["transform"] = {**(c.get("transform") or {}), "size": d["size"]}
             return
         if c["source"] == "features":

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-__all__ = ["MovingDigits", "DIRECTIONS"]
+__all__ = ["MovingDigits", "DistractorDigits", "DIRECTIONS"]
 
 DIRECTIONS = ("right", "left", "down", "up")
 _VELOCITY = {0: (0, 1), 1: (0, -1), 2: (1, 0), 3: (-1, 0)}  # (dy, dx) per class
@@ -92,3 +92,84 @@ class MovingDigits(Dataset):
             raise IndexError(f"index {i} out of range for {self.num_samples} clips")
         video, label = self.make(i)
         return {"video": video[None], "label": label, "index": i}
+
+
+class DistractorDigits(Dataset):
+    """A task where looking in the right place matters: one digit moves among still distractors.
+
+    Each clip shows ``num_distractors`` still digits and one *target* digit moving in a straight
+    line (random direction, 1-3 pixels per frame); the label is the target's digit class (0-9).
+    Every digit is one of scikit-learn's real handwritten digits, so a frame alone does not say
+    which digit is the target: a model must find the moving one and look at it. Items also
+    carry the target's box per frame, for measuring where spatial attention goes
+    (:func:`vidrnn.metrics.attention.attention_mass_ratio`). Deterministic in ``(seed, split,
+    index)``; splits use disjoint digit images, as :class:`MovingDigits`.
+
+    Args:
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        num_samples: clips in this split.
+        num_frames: T. size: canvas side S (pixels). digit_size: digit side (pixels).
+        num_distractors: still digits per clip.
+        seed: base seed.
+
+    Items: ``{"video": (1, T, 3, S, S) in [0, 1], "label": int, "index": int, "box": float
+    (T, 4) target box (y0, x0, y1, x1) in pixels, end-exclusive}``.
+
+    Raises:
+        ValueError: unknown split, or a canvas too small for the digits.
+    """
+
+    classes = [str(d) for d in range(10)]
+
+    def __init__(self, split: str = "train", num_samples: int = 2000, *, num_frames: int = 8, size: int = 40,
+                 digit_size: int = 12, num_distractors: int = 2, seed: int = 0):
+        if split not in _SPLITS:
+            raise ValueError(f"split={split!r}: expected one of {list(_SPLITS)}")
+        if size < 2 * digit_size:
+            raise ValueError(f"size={size} too small for digit_size={digit_size} (need >= {2 * digit_size})")
+        from sklearn.datasets import load_digits
+
+        lo, hi = _SPLITS[split]
+        data = load_digits()
+        digits = torch.from_numpy(data.images.astype(np.float32)[lo:hi] / 16.0)[:, None]
+        self._digits = F.interpolate(digits, size=(digit_size, digit_size), mode="bilinear", align_corners=False)[:, 0]
+        self._labels = data.target[lo:hi]
+        self.split, self.num_samples, self.num_frames = split, int(num_samples), num_frames
+        self.size, self.digit_size, self.num_distractors, self.seed = size, digit_size, num_distractors, seed
+        self._split_id = list(_SPLITS).index(split)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def make(self, i: int) -> tuple[torch.Tensor, int, torch.Tensor]:
+        """Clip ``i``: ``(video (T, 3, S, S), label, box (T, 4))``."""
+        rng = np.random.default_rng([self.seed, 100 + self._split_id, i])
+        T, S, D = self.num_frames, self.size, self.digit_size
+        picks = rng.integers(len(self._digits), size=1 + self.num_distractors)
+        label = int(self._labels[picks[0]])
+        speed = rng.uniform(1.0, 3.0)
+        theta = rng.uniform(0, 2 * np.pi)
+        vy, vx = speed * np.sin(theta), speed * np.cos(theta)
+        span_y, span_x = abs(vy) * (T - 1), abs(vx) * (T - 1)
+        y0 = rng.uniform(0, S - D - span_y) + (span_y if vy < 0 else 0)
+        x0 = rng.uniform(0, S - D - span_x) + (span_x if vx < 0 else 0)
+        still = rng.integers(0, S - D + 1, size=(self.num_distractors, 2))
+        colours = rng.uniform(0.6, 1.0, size=(1 + self.num_distractors, 3)).astype(np.float32)
+        video = torch.zeros(T, 3, S, S)
+        box = torch.zeros(T, 4)
+        for t in range(T):
+            frame = video[t]
+            for k, (y, x) in enumerate(still, start=1):
+                patch = self._digits[picks[k]][None] * torch.from_numpy(colours[k])[:, None, None]
+                frame[:, y:y + D, x:x + D] = torch.maximum(frame[:, y:y + D, x:x + D], patch)
+            y, x = int(round(y0 + vy * t)), int(round(x0 + vx * t))
+            patch = self._digits[picks[0]][None] * torch.from_numpy(colours[0])[:, None, None]
+            frame[:, y:y + D, x:x + D] = torch.maximum(frame[:, y:y + D, x:x + D], patch)
+            box[t] = torch.tensor([y, x, y + D, x + D], dtype=torch.float32)
+        return video, label, box
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < self.num_samples:
+            raise IndexError(f"index {i} out of range for {self.num_samples} clips")
+        video, label, box = self.make(i)
+        return {"video": video[None], "label": label, "index": i, "box": box}

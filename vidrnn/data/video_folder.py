@@ -425,7 +425,8 @@ def collate_clips(items: list[dict]) -> dict:
     Returns:
         ``video`` or ``features`` ``(sum V, T, ...)`` (every view of every video, in order),
         ``views`` int64 ``(B,)`` views per video, ``label`` int64 ``(B,)``, ``index`` int64
-        ``(B,)``, ``skipped`` list of paths that failed to load.
+        ``(B,)``, ``skipped`` list of paths that failed to load; ``box`` ``(B, T, 4)`` when the
+        items carry target boxes.
     """
     good = [it for it in items if "skipped" not in it]
     skipped = [it["skipped"] for it in items if "skipped" in it]
@@ -436,10 +437,13 @@ def collate_clips(items: list[dict]) -> dict:
     xs = [it[key] for it in good]
     T = max(x.shape[1] for x in xs)
     xs = [x if x.shape[1] == T else torch.cat([x, x[:, -1:].expand(-1, T - x.shape[1], *x.shape[2:])], 1) for x in xs]
-    return {
+    out = {
         key: torch.cat(xs),
         "views": torch.tensor([len(x) for x in xs]),
         "label": torch.tensor([it["label"] for it in good]),
         "index": torch.tensor([it["index"] for it in good]),
         "skipped": skipped,
     }
+    if "box" in good[0]:  # target boxes (B, T, 4) of datasets that have them (DistractorDigits)
+        out["box"] = torch.stack([it["box"] for it in good])
+    return out

@@ -312,11 +312,11 @@ def soft_attention_lstm(num_classes: int = 101, *, encoder="efficientnet_lite0",
 
 
 @register_model
-def soft_attention_lstm_tiny(num_classes: int = 4, *, encoder=None, map_size: int = 4, hidden_size: int = 32,
-                             **kw) -> SoftAttentionLSTM:
+def soft_attention_lstm_tiny(num_classes: int = 4, *, encoder=None, pretrained: bool = False, trainable="all",
+                             map_size: int = 4, hidden_size: int = 32, **kw) -> SoftAttentionLSTM:
     """Soft attention LSTM with the tiny CNN (4x4 maps of 32x32 frames; tests, embedded data)."""
-    return soft_attention_lstm(num_classes, encoder=encoder or _tiny_map_encoder(), pretrained=False,
-                               trainable="all", map_size=map_size, hidden_size=hidden_size, **{"dropout": 0.0, **kw})
+    return soft_attention_lstm(num_classes, encoder=encoder or _tiny_map_encoder(), pretrained=pretrained,
+                               trainable=trainable, map_size=map_size, hidden_size=hidden_size, **{"dropout": 0.0, **kw})
 
 
 @register_model
@@ -340,12 +340,12 @@ def temporal_attention_lstm(num_classes: int = 101, *, encoder="efficientnet_lit
 
 
 @register_model
-def temporal_attention_lstm_tiny(num_classes: int = 4, *, encoder=None, window: int = 3, hidden_size: int = 32,
-                                 **kw) -> TemporalAttentionLSTM:
+def temporal_attention_lstm_tiny(num_classes: int = 4, *, encoder=None, pretrained: bool = False, trainable="all",
+                                 window: int = 3, hidden_size: int = 32, **kw) -> TemporalAttentionLSTM:
     """Temporal attention LSTM with the tiny CNN (tests, embedded data)."""
     return temporal_attention_lstm(num_classes, encoder=encoder or {"name": "tiny", "feature_dim": 64,
                                                                     "channels": [8, 16, 32]},
-                                   pretrained=False, trainable="all", window=window, hidden_size=hidden_size,
+                                   pretrained=pretrained, trainable=trainable, window=window, hidden_size=hidden_size,
                                    attention_size=32, **kw)
 
 
@@ -358,9 +358,10 @@ def convgru_rcn(num_classes: int = 101, *, encoder="efficientnet_lite0", pretrai
 
 
 @register_model
-def convgru_rcn_tiny(num_classes: int = 4, *, encoder=None, hidden_channels=(16,), **kw) -> ConvRNNClassifier:
+def convgru_rcn_tiny(num_classes: int = 4, *, encoder=None, pretrained: bool = False, trainable="all",
+                     hidden_channels=(16,), **kw) -> ConvRNNClassifier:
     """ConvGRU classifier with the tiny CNN (tests, embedded data)."""
-    return convgru_rcn(num_classes, encoder=encoder or _tiny_map_encoder(), pretrained=False, trainable="all",
+    return convgru_rcn(num_classes, encoder=encoder or _tiny_map_encoder(), pretrained=pretrained, trainable=trainable,
                        hidden_channels=hidden_channels, **kw)
 
 

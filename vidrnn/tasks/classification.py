@@ -149,8 +149,22 @@ class ClassificationTask(L.LightningModule):
         y = batch["label"]
         loss = F.nll_loss(logp, y)
         metrics.update(logp, y)
+        self._attention_on_target(batch, stage)
         self.log(f"{stage}/loss", loss, prog_bar=stage == "val", batch_size=len(y), sync_dist=True)
         return logp
+
+    def _attention_on_target(self, batch, stage: str) -> None:
+        """With target boxes in the batch and a spatial-attention model: log the attention mass
+        ratio (mass inside the box / the box's share of the frame; 1 = uniform)."""
+        att = getattr(self.model, "last_attention", None)
+        box = batch.get("box")
+        if att is None or box is None or getattr(self.model, "input_kind", "") != "map" or len(att) != len(box):
+            return
+        from vidrnn.metrics.attention import attention_mass_ratio
+
+        ms = self.model.map_size
+        ratio = attention_mass_ratio(att, box.to(att.device), (ms, ms), tuple(batch["video"].shape[-2:]))
+        self.log(f"{stage}/attention_mass_ratio", ratio.mean(), batch_size=len(ratio), sync_dist=True)
 
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, self.val_metrics, "val")
