@@ -128,3 +128,20 @@ def test_predict_writes_attention_overlays(tmp_path, shared_data):
 
     with av.open(str(out / "ucf101_xvid_320x240.mp4")) as c:
         assert c.streams.video[0].frames == 8
+
+
+@pytest.mark.parametrize("attention", ["soft_attention_lstm_tiny", "hard_attention_lstm_tiny"])
+def test_content_scores_with_motion_keys(attention):
+    torch.manual_seed(0)
+    m = create_model(attention, num_classes=3, score="content", motion_keys=True)
+    video = torch.rand(2, 4, 3, 32, 32)
+    m(video).sum().backward()
+    assert m.loc is None and m.att.U.weight.shape[1] == 2 * m.encoder.map_channels
+    assert m.att.U.weight.grad.abs().sum() > 0
+    m.eval()
+    with torch.no_grad():
+        _, w = m(video, return_attention=True)
+        still = video[:, :1].expand(-1, 4, -1, -1, -1)
+        _, w_still = m(still, return_attention=True)
+    torch.testing.assert_close(w.sum(-1), torch.ones(2, 4))
+    assert not torch.allclose(w[:, 1:], w_still[:, 1:])  # the scores see what changed between frames

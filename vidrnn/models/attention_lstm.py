@@ -12,7 +12,9 @@
   ``b ← 0.9 b + 0.1 mean(r)``, an entropy bonus, and with probability ``soft_prob`` (0.5 in
   the paper) the expectation (soft attention) instead of a sample. At evaluation: the
   expectation. Deviation: the penalty is averaged over the batch, and the paper's λ is 1
-  per video of 30 frames; we keep ``Σ_t`` over the clip's own T frames.
+  per video of 30 frames; we keep ``Σ_t`` over the clip's own T frames. Option (not in Sharma
+  et al.): ``score="content"`` scores each region from its features and the hidden state (Xu
+  et al.'s ``f_att``), with ``motion_keys=True`` also from its change since the last frame.
 * :class:`TemporalAttentionLSTM` -- in the manner of MultiLSTM (Yeung, Russakovsky, Jin,
   Andriluka, Mori, Fei-Fei, "Every Moment Counts: Dense Detailed Labeling of Actions in
   Complex Videos", IJCV 2017, arXiv:1507.05738): at each step the previous hidden state
@@ -88,6 +90,11 @@ class SoftAttentionLSTM(FrameOutputClassifier):
         soft_prob: hard attention: probability of using the expectation in training (0.5).
         entropy_weight: hard attention: weight of the entropy bonus.
         baseline_decay: hard attention: moving-average decay of the reward baseline (0.9).
+        score: ``"location"`` -- Sharma et al.'s location softmax ``W_i^T h_{t-1}``, blind to the
+            regions' content; ``"content"`` -- Xu et al.'s ``v^T tanh(W h_{t-1} + U X_{t,i})``.
+        motion_keys: content scores also see ``X_{t,i} − X_{t−1,i}`` (what changed at each
+            region; a deviation for tasks where motion says where to look).
+        attention_size: hidden size of the content scorer.
 
     Shape:
         video ``(B, T, 3, H, W)`` -> logits ``(B, K)``; ``forward_frames`` -> ``(B, T, K)``;
@@ -101,15 +108,21 @@ class SoftAttentionLSTM(FrameOutputClassifier):
 
     def __init__(self, encoder: FrameEncoder, num_classes: int, *, map_size: int = 7, hidden_size: int = 512,
                  dropout: float = 0.5, attention: str = "soft", penalty: float = 1.0, soft_prob: float = 0.5,
-                 entropy_weight: float = 0.01, baseline_decay: float = 0.9):
+                 entropy_weight: float = 0.01, baseline_decay: float = 0.9, score: str = "location",
+                 motion_keys: bool = False, attention_size: int = 128):
         super().__init__(encoder, num_classes, "mean")
         if attention not in ("soft", "hard"):
             raise ValueError(f"attention={attention!r}: expected 'soft' or 'hard'")
+        if score not in ("location", "content"):
+            raise ValueError(f"score={score!r}: expected 'location' (Sharma et al.) or 'content' (Xu et al.)")
         D, N = encoder.map_channels, map_size * map_size
         self.map_size, self.attention, self.penalty = map_size, attention, penalty
+        self.score, self.motion_keys = score, motion_keys
+        if score == "content":  # Xu et al.'s f_att: v^T tanh(W h + U a_i), keys optionally with X_t - X_{t-1}
+            self.att = AdditiveAttention(hidden_size, 2 * D if motion_keys else D, attention_size)
         self.soft_prob, self.entropy_weight, self.baseline_decay = soft_prob, entropy_weight, baseline_decay
         self.cell = nn.LSTMCell(D, hidden_size)
-        self.loc = nn.Linear(hidden_size, N)  # W_i^T h_{t-1}: location logits
+        self.loc = nn.Linear(hidden_size, N) if score == "location" else None  # W_i^T h_{t-1}: location logits
         self.init_h = nn.Linear(D, hidden_size)
         self.init_c = nn.Linear(D, hidden_size)
         self.dropout = nn.Dropout(dropout)
@@ -128,9 +141,17 @@ class SoftAttentionLSTM(FrameOutputClassifier):
         mean = X.mean(dim=(1, 2))  # (B, D)
         state = (torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean)))
         hard = self.attention == "hard" and self.training
+        if self.score == "content":
+            keys = X
+            if self.motion_keys:  # what changed since the previous frame (zero at t = 0)
+                keys = torch.cat([X, X - torch.cat([X[:, :1], X[:, :-1]], dim=1)], dim=-1)  # (B, T, N, 2D)
+            uk = self.att.project_keys(keys)  # (B, T, N, A): all steps at once
         outs, weights, log_probs, entropies = [], [], [], []
         for t in range(T):
-            logits = self.loc(state[0])  # (B, N)
+            if self.score == "location":
+                logits = self.loc(state[0])  # (B, N)
+            else:
+                logits = self.att.v(torch.tanh(self.att.W(state[0])[:, None] + uk[:, t])).squeeze(-1)  # (B, N)
             l_t = logits.softmax(-1)
             if hard:
                 dist = torch.distributions.Categorical(logits=logits)
