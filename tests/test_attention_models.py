@@ -48,7 +48,9 @@ def test_hard_attention_samples_in_training_and_uses_expectation_in_eval():
     loss, logs = m.auxiliary_loss(nll)
     loss.backward()
     assert m.loc.weight.grad is not None and m.loc.weight.grad.abs().sum() > 0  # REINFORCE reaches the locator
-    torch.testing.assert_close(logs["reward_baseline"], 0.1 * (-nll.detach().mean()))
+    torch.testing.assert_close(logs["reward_baseline"], -nll.detach().mean())  # started at the first rewards
+    loss2, logs2 = m.auxiliary_loss(nll + 1.0)
+    torch.testing.assert_close(logs2["reward_baseline"], 0.9 * logs["reward_baseline"] + 0.1 * (-(nll + 1.0).mean()))
     m.eval()
     with torch.no_grad():
         a, b = m(video), m(video)

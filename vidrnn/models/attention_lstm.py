@@ -9,7 +9,7 @@
   loss adds the doubly stochastic penalty ``λ Σ_i (1 − Σ_t l_{t,i})²`` (Xu et al. 2015).
   ``attention="hard"`` samples one location per step (Xu et al.'s stochastic "hard"
   attention), trained with REINFORCE: reward ``log p(y)``, a moving-average baseline
-  ``b ← 0.9 b + 0.1 mean(r)``, an entropy bonus, and with probability ``soft_prob`` (0.5 in
+  ``b ← 0.9 b + 0.1 mean(r)`` (started at the first batch's mean reward), an entropy bonus, and with probability ``soft_prob`` (0.5 in
   the paper) the expectation (soft attention) instead of a sample. At evaluation: the
   expectation. Deviation: the penalty is averaged over the batch, and the paper's λ is 1
   per video of 30 frames; we keep ``Σ_t`` over the clip's own T frames. Option (not in Sharma
@@ -128,6 +128,7 @@ class SoftAttentionLSTM(FrameOutputClassifier):
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(hidden_size, num_classes)
         self.register_buffer("reward_baseline", torch.zeros(()))
+        self.register_buffer("baseline_initialised", torch.zeros((), dtype=torch.bool), persistent=False)
         self.last_attention: torch.Tensor | None = None
         self._log_probs = self._entropy = None
 
@@ -201,6 +202,9 @@ class SoftAttentionLSTM(FrameOutputClassifier):
             logs["attention_penalty"] = pen.detach()
         if self._log_probs is not None:
             reward = -nll.detach()
+            if not bool(self.baseline_initialised):  # start the baseline at the first rewards, not at 0
+                self.reward_baseline.fill_(float(reward.mean()))
+                self.baseline_initialised.fill_(True)
             loss = loss + reinforce_surrogate(self._log_probs, reward, self.reward_baseline, self._entropy,
                                               self.entropy_weight).mean()
             with torch.no_grad():
