@@ -29,13 +29,14 @@ from typing import Sequence
 
 from vidrnn.errors import CheckpointError, ConfigError, VidrnnError
 
+log = logging.getLogger("vidrnn")
+
 
 def forecast_report(result: dict, settings: dict) -> str:
+    """Per-lead-time table of a forecasting evaluation (see :func:`vidrnn.tasks.forecasting.forecast_report`)."""
     from vidrnn.tasks.forecasting import forecast_report as report
 
     return report(result, settings)
-
-log = logging.getLogger("vidrnn")
 
 
 # ---------------------------------------------------------------------------- helpers
@@ -251,7 +252,8 @@ def cmd_fit(args) -> int:
     trainer.fit(task, datamodule=dm, ckpt_path=str(last) if last else None)
     fit_s = time.time() - t0
     summary = {"model": cfg["model"]["name"], "parameters": n_all, "trainable_parameters": n_train,
-               "classes": None if forecasting else len(dm.classes), ("sequences" if forecasting else "videos"): sizes, "fit_seconds": round(fit_s, 1),
+               "classes": None if forecasting else len(dm.classes), ("sequences" if forecasting else "videos"): sizes,
+               "fit_seconds": round(fit_s, 1),
                "epochs": trainer.current_epoch, "run_dir": str(run_dir),
                "best_checkpoint": str(run_dir / "checkpoints" / "best.ckpt"),
                "last_checkpoint": str(run_dir / "checkpoints" / "last.ckpt")}
