@@ -147,3 +147,21 @@ def test_content_scores_with_motion_keys(attention):
         _, w_still = m(still, return_attention=True)
     torch.testing.assert_close(w.sum(-1), torch.ones(2, 4))
     assert not torch.allclose(w[:, 1:], w_still[:, 1:])  # the scores see what changed between frames
+
+
+def test_gru_rcn_levels_average_their_predictions():
+    torch.manual_seed(0)
+    m = create_model("convgru_rcn_tiny", num_classes=3, levels=[1, -1]).eval()
+    video = torch.rand(2, 4, 3, 32, 32)
+    maps = m.encoder.forward_levels(video, [1, -1])
+    assert [tuple(x.shape) for x in maps] == [(2, 4, 16, 8, 8), (2, 4, 32, 4, 4)]
+    torch.testing.assert_close(maps[1], m.encoder.forward_maps(video))
+    with torch.no_grad():
+        frames = m.forward_frames(video)  # (B, T, K)
+        feats = m.forward_features(maps)
+        per_level = [fc(p).softmax(-1) for fc, p in zip(m.fcs, feats.split(m.hidden, -1))]
+    torch.testing.assert_close(frames.softmax(-1), (per_level[0] + per_level[1]) / 2)
+    with pytest.raises(ValueError, match="intermediate maps"):
+        m.forward_cached(maps[1])
+    with pytest.raises(ValueError, match="outside the encoder"):
+        create_model("convgru_rcn_tiny", levels=[7])

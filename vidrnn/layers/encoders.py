@@ -171,6 +171,32 @@ class FrameEncoder(nn.Module):
         maps = self.encode_frames(video.flatten(0, 1))  # (B*T, C, h, w)
         return maps.unflatten(0, (B, T))  # (B, T, C, h, w)
 
+    def forward_levels(self, video: torch.Tensor, levels) -> list[torch.Tensor]:
+        """Conv maps of several levels: ``(B, T, 3, H, W)`` -> ``[(B, T, C_l, h_l, w_l)]``.
+
+        ``levels`` index the trunk's blocks (the units of ``trainable=N``); ``-1`` is the trunk's
+        final map (:meth:`forward_maps`), other levels the output of that block (captured
+        with forward hooks). One pass of the trunk serves every level.
+
+        Raises:
+            ValueError: a level outside the blocks.
+        """
+        self._check(video)
+        B, T = video.shape[:2]
+        n = len(self._blocks)
+        for lv in levels:
+            if not -n <= lv < n:
+                raise ValueError(f"level {lv} outside the encoder's {n} blocks (use -{n}..{n - 1})")
+        caught: dict[int, torch.Tensor] = {}
+        hooks = [self._blocks[lv].register_forward_hook(lambda m, i, o, lv=lv: caught.__setitem__(lv, o))
+                 for lv in set(levels) if lv != -1]
+        try:
+            final = self.encode_frames(video.flatten(0, 1))  # (B*T, C, h, w)
+        finally:
+            for h in hooks:
+                h.remove()
+        return [(final if lv == -1 else caught[lv]).unflatten(0, (B, T)) for lv in levels]
+
     def forward_spatial(self, video: torch.Tensor) -> torch.Tensor:
         """``(B, T, 3, H, W)`` -> region features ``(B, T, N, C)``, ``N = h*w`` (row-major)."""
         maps = self.forward_maps(video)  # (B, T, C, h, w)

@@ -25,9 +25,11 @@
 * :class:`ConvRNNClassifier` -- ConvLSTM (Shi et al. 2015) or ConvGRU (Ballas et al. 2016,
   "Delving Deeper into Convolutional Networks for Learning Video Representations", ICLR 2016,
   arXiv:1511.06432, GRU-RCN) over the encoder's conv maps; each step's hidden state is
-  average-pooled and classified, predictions averaged over time. Deviation: one encoder level
-  (GRU-RCN uses several levels of VGG-16, each with its own ConvGRU, averaging their
-  predictions).
+  average-pooled and classified, predictions averaged over time. ``levels`` gives several
+  encoder levels, each with its own recurrent stack and classifier, their predictions averaged
+  (GRU-RCN on VGG-16 pool2..pool5; here any blocks of the frame encoder). Deviation: the
+  levels' predictions are averaged at every step, then over time; the stacked GRU-RCN (level l
+  also reading level l−1's state) is not implemented.
 
 Models with attention accept ``return_attention=True`` in :meth:`forward` /
 :meth:`forward_frames` and then also return the weights: spatial ``(B, T, N)`` or temporal
@@ -293,6 +295,8 @@ class ConvRNNClassifier(FrameOutputClassifier):
         hidden_channels: channels per recurrent layer.
         kernel_size: state-to-state and input-to-state kernel side.
         dropout: on the pooled states.
+        levels: encoder levels (block indices, ``-1`` = the final map) each with its own
+            recurrent stack and classifier; the levels' predictions are averaged (GRU-RCN).
 
     Shape:
         video ``(B, T, 3, H, W)`` -> logits ``(B, K)``; ``forward_frames`` -> ``(B, T, K)``.
@@ -301,26 +305,65 @@ class ConvRNNClassifier(FrameOutputClassifier):
     input_kind = "map"
 
     def __init__(self, encoder: FrameEncoder, num_classes: int, *, cell: str = "convgru",
-                 hidden_channels=(64,), kernel_size: int = 3, dropout: float = 0.0):
+                 hidden_channels=(64,), kernel_size: int = 3, dropout: float = 0.0, levels=(-1,)):
         super().__init__(encoder, num_classes, "mean")
         Layer = {"convlstm": ConvLSTM, "convgru": ConvGRU}.get(cell)
         if Layer is None:
             raise ValueError(f"cell={cell!r}: expected 'convlstm' or 'convgru'")
-        chans = [encoder.map_channels, *hidden_channels]
-        self.layers = nn.ModuleList(Layer(chans[i], chans[i + 1], kernel_size=kernel_size)
-                                    for i in range(len(hidden_channels)))
+        self.levels = [int(lv) for lv in levels]
+        if not self.levels:
+            raise ValueError("levels must name at least one encoder level")
+        chans_in = self._level_channels(encoder)
+        self.stacks = nn.ModuleList()
+        for c_in in chans_in:
+            chans = [c_in, *hidden_channels]
+            self.stacks.append(nn.ModuleList(Layer(chans[i], chans[i + 1], kernel_size=kernel_size)
+                                             for i in range(len(hidden_channels))))
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(chans[-1], num_classes)
+        self.fcs = nn.ModuleList(nn.Linear(hidden_channels[-1], num_classes) for _ in self.levels)
+        self.hidden = hidden_channels[-1]
 
-    def forward_features(self, maps: torch.Tensor) -> torch.Tensor:
-        """Maps ``(B, T, C, h, w)`` -> pooled top-layer states ``(B, T, F)``."""
-        x = maps
-        for layer in self.layers:
-            x, _ = layer(x)  # (B, T, F, h, w)
-        return x.mean(dim=(-2, -1))
+    def _level_channels(self, encoder: FrameEncoder) -> list[int]:
+        if self.levels == [-1]:
+            return [encoder.map_channels]
+        with torch.no_grad():  # channels of each level from a small dry run (works on the meta device)
+            was = encoder.training
+            encoder.eval()
+            probe = torch.zeros(1, 1, 3, 64, 64, device=encoder.mean.device)
+            maps = encoder.forward_levels(probe, self.levels)
+            encoder.train(was)
+        return [m.shape[2] for m in maps]
+
+    def encode(self, video: torch.Tensor):
+        if self.levels == [-1]:
+            return super().encode(video)
+        return self.encoder.forward_levels(video, self.levels)  # [(B, T, C_l, h_l, w_l)]
+
+    def check_cached(self, feats) -> None:
+        if self.levels != [-1]:
+            raise ValueError(f"{type(self).__name__} with levels={self.levels} needs the encoder's intermediate maps; "
+                             "a feature cache holds the last map only")
+        super().check_cached(feats)
+
+    def forward_features(self, maps) -> torch.Tensor:
+        """Maps ``(B, T, C, h, w)`` (or one per level) -> pooled top-layer states ``(B, T, L*F)``."""
+        maps = [maps] if torch.is_tensor(maps) else list(maps)
+        pooled = []
+        for x, stack in zip(maps, self.stacks):
+            for layer in stack:
+                x, _ = layer(x)  # (B, T, F, h, w)
+            pooled.append(x.mean(dim=(-2, -1)))  # (B, T, F)
+        return torch.cat(pooled, dim=-1)
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(x))
+        """``(B, T, L*F)`` -> per-step logits ``(B, T, K)``: log of the levels' averaged softmax
+        (GRU-RCN averages the levels' predictions); one level: plain logits."""
+        parts = x.split(self.hidden, dim=-1)
+        logits = [fc(self.dropout(p)) for fc, p in zip(self.fcs, parts)]
+        if len(logits) == 1:
+            return logits[0]
+        logp = torch.stack([z.log_softmax(-1) for z in logits])  # (L, B, T, K)
+        return logp.logsumexp(0) - torch.log(torch.tensor(float(len(logits))))
 
 
 # ============================================================================ builders
