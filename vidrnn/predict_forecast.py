@@ -110,19 +110,9 @@ def predict_forecasts(task, specs: list[str], out_dir: str | os.PathLike, *, num
 
         thr = tuple(settings.get("thresholds") or (0.5, 2, 5, 10, 30))
         scores, persist = NowcastingScores(thr), NowcastingScores(thr)
-        extrap = None
-        try:
-            import contextlib
-            import io
+        from vidrnn.data.radar import pysteps_available, pysteps_extrapolation
 
-            import cv2  # noqa: F401
-            with contextlib.redirect_stdout(io.StringIO()):
-                import pysteps  # noqa: F401
-            from vidrnn.data.radar import pysteps_extrapolation
-
-            extrap = NowcastingScores(thr)
-        except ImportError:
-            pass
+        extrap = NowcastingScores(thr) if pysteps_available() else None
     written = []
     for spec in (specs or [None]):
         name, ds = forecast_inputs(spec, settings)
@@ -132,7 +122,6 @@ def predict_forecasts(task, specs: list[str], out_dir: str | os.PathLike, *, num
             pred = task(x, y.shape[1])  # (1, T_out, C, H, W) in [0, 1]
             metrics.update(pred, y)
             stem = f"{name}_{i:03d}"
-            vmax = 1.0
             if radar:
                 a, b = float(settings.get("zr_a", 200.0)), float(settings.get("zr_b", 1.6))
                 scores.update(from_unit(pred, a, b).cpu(), item["target_rain"][None])
@@ -141,8 +130,8 @@ def predict_forecasts(task, specs: list[str], out_dir: str | os.PathLike, *, num
                     extrap.update(pysteps_extrapolation(item["input_rain"][None], y.shape[1]), item["target_rain"][None])
             mse = float(((pred - y) ** 2).sum(dim=(-3, -2, -1)).mean())
             forecast_grid(x[0], y[0], pred[0], out / f"{stem}.png", title=f"{task.hparams.model_name}  {stem}  "
-                          f"MSE/frame {mse:.1f}", vmax=vmax, step_label="t")
-            forecast_gif(x[0], y[0], pred[0], out / f"{stem}.gif", vmax=vmax)
+                          f"MSE/frame {mse:.1f}", step_label="t")
+            forecast_gif(x[0], y[0], pred[0], out / f"{stem}.gif")
             written.append({"input": spec or "test split", "index": i, "png": str(out / f"{stem}.png"),
                             "gif": str(out / f"{stem}.gif"), "mse_per_frame": mse})
     res = {k: v.tolist() for k, v in metrics.compute().items()}

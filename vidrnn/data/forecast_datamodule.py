@@ -55,10 +55,6 @@ _FORECAST_KEYS = set(FORECAST_DEFAULTS)
 _DERIVED_KEYS = {"kind", "thresholds", "timestep_minutes", "zr_a", "zr_b"}  # written into the settings by this module
 
 
-def _seed_worker(worker_id: int) -> None:
-    np.random.seed(torch.initial_seed() % 2 ** 32)
-
-
 class _Resampled(torch.utils.data.Dataset):
     """``num`` random training windows of a radar event per epoch; a window whose target has
     more than ``1 - min_valid`` missing pixels (outside the radars' range) is drawn again (up to
@@ -131,8 +127,7 @@ class ForecastDataModule(L.LightningDataModule):
                 raise ConfigError(f"data.moving_mnist.digit_split={m['digit_split']}: leaves no digits for one side")
             train_digits, eval_digits = digits[:cut], digits[cut:]
         splits = {
-            "train": MovingMNIST(train_digits, int(m["num_train"]), seed=int(self.settings.get("seed", 0)), fixed=False,
-                                 **common),
+            "train": MovingMNIST(train_digits, int(m["num_train"]), fixed=False, **common),  # fresh every epoch
             "val": MovingMNIST(eval_digits, int(m["num_val"]), seed=int(m["val_seed"]), **common),
         }
         if m["test_npy"]:
@@ -180,7 +175,7 @@ class ForecastDataModule(L.LightningDataModule):
             raise ConfigError(f"the data config has no {part} split")
         nw = int(self.settings["num_workers"])
         return DataLoader(self.splits[part], batch_size=int(self.settings["batch_size"]), shuffle=shuffle,
-                          num_workers=nw, persistent_workers=False, worker_init_fn=_seed_worker,
+                          num_workers=nw, persistent_workers=False,
                           drop_last=shuffle and len(self.splits[part]) > int(self.settings["batch_size"]))
 
     def train_dataloader(self) -> DataLoader:

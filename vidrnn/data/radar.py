@@ -693,6 +693,20 @@ def persistence(input_rain, out_frames: int):
     return np.repeat(np.asarray(last), out_frames, axis=1)
 
 
+def pysteps_available() -> bool:
+    """True when pysteps and OpenCV (its Lucas-Kanade) import; silences pysteps' import banner."""
+    import contextlib
+    import io
+
+    try:
+        import cv2  # noqa: F401
+        with contextlib.redirect_stdout(io.StringIO()):  # pysteps prints where its config file is
+            import pysteps  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
 def pysteps_extrapolation(input_rain, out_frames: int, *, motion_frames: int = 3, threshold: float = 0.1,
                           zerovalue: float = -15.0, outval: float = float("nan"), interp_order: int = 1,
                           lk_kwargs: dict | None = None):

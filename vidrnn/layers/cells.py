@@ -37,10 +37,33 @@ import math
 import torch
 import torch.nn as nn
 
-__all__ = ["PeepholeLSTMCell", "PeepholeLSTM", "LSTMLayer", "StackedRNN", "ConvLSTMCell", "ConvLSTM", "ConvGRUCell",
+__all__ = ["peephole_lstm_update", "PeepholeLSTMCell", "PeepholeLSTM", "LSTMLayer", "StackedRNN", "ConvLSTMCell", "ConvLSTM", "ConvGRUCell",
            "ConvGRU", "TrajGRUCell", "TrajGRU", "CONV_LAYERS"]
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
+
+
+def peephole_lstm_update(gates: torch.Tensor, c: torch.Tensor, peepholes=None, *, dim: int = -1) -> LSTMState:
+    """The LSTM state update from pre-activation gates, with optional diagonal peepholes.
+
+    ``gates`` holds ``i, f, g, o`` (``nn.LSTMCell`` order) along ``dim``; ``peepholes`` is
+    ``(w_ci, w_cf, w_co)`` broadcastable to ``c`` or None (Graves 2013; Shi et al. 2015 eqs. 2-3)::
+
+        c' = σ(f + w_cf ∘ c) ∘ c + σ(i + w_ci ∘ c) ∘ tanh(g)
+        h' = σ(o + w_co ∘ c') ∘ tanh(c')
+
+    Shape:
+        gates ``(..., 4H, ...)``, c ``(..., H, ...)`` -> ``(h', c')`` like ``c``.
+    """
+    i, f, g, o = gates.chunk(4, dim=dim)
+    if peepholes is not None:
+        w_ci, w_cf, w_co = peepholes
+        i = i + w_ci * c
+        f = f + w_cf * c
+    c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+    if peepholes is not None:
+        o = o + w_co * c
+    return torch.sigmoid(o) * torch.tanh(c), c
 
 
 class PeepholeLSTMCell(nn.Module):
@@ -95,15 +118,10 @@ class PeepholeLSTMCell(nn.Module):
         """One step from a precomputed input projection ``xw (B, 4H)``."""
         h, c = state
         gates = xw + nn.functional.linear(h, self.weight_hh, self.bias_hh)
-        i, f, g, o = gates.chunk(4, dim=-1)
-        if self.peephole:
-            i = i + self.weight_ci * c
-            f = f + self.weight_cf * c
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        if self.peephole:
-            o = o + self.weight_co * c
-        h = torch.sigmoid(o) * torch.tanh(c)
-        return h, c
+        return peephole_lstm_update(gates, c, self._peepholes(), dim=-1)
+
+    def _peepholes(self):
+        return (self.weight_ci, self.weight_cf, self.weight_co) if self.peephole else None
 
     def forward(self, x: torch.Tensor, state: LSTMState | None = None) -> LSTMState:
         if state is None:
@@ -326,15 +344,8 @@ class ConvLSTMCell(_ConvRecurrentCell):
         """One step from a precomputed input projection ``xw (B, 4F, H, W)`` (None: no input)."""
         h, c = state
         gates = self._state_bias(xw, self.conv_h(h))  # (B, 4F, H, W)
-        i, f, g, o = gates.chunk(4, dim=1)
-        if self.peephole:
-            i = i + self.weight_ci * c
-            f = f + self.weight_cf * c
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        if self.peephole:
-            o = o + self.weight_co * c
-        h = torch.sigmoid(o) * torch.tanh(c)
-        return h, c
+        peepholes = (self.weight_ci, self.weight_cf, self.weight_co) if self.peephole else None
+        return peephole_lstm_update(gates, c, peepholes, dim=1)
 
 
 class ConvGRUCell(_ConvRecurrentCell):
@@ -428,6 +439,7 @@ class TrajGRUCell(_ConvRecurrentCell):
         if num_links < 1:
             raise ValueError(f"num_links={num_links}: expected >= 1")
         self.num_links = num_links
+        self.kernel_size = 1  # the state-to-state convolutions W_h^l are 1x1
         pad = _pair_same_padding(flow_kernel_size)
         self.flow_x = (nn.Conv2d(in_channels, flow_hidden, flow_kernel_size, padding=pad) if in_channels else None)
         self.flow_h = nn.Conv2d(hidden_channels, flow_hidden, flow_kernel_size, padding=pad)

@@ -70,19 +70,11 @@ class ForecastingTask(L.LightningModule):
             thr = tuple(data.get("thresholds") or (0.5, 2, 5, 10, 30))
             self.val_scores, self.test_scores = NowcastingScores(thr), NowcastingScores(thr)
             self.test_persistence = NowcastingScores(thr)
-            self.test_extrapolation = None
-            if (data.get("radar") or {}).get("pysteps_baseline", True):
-                try:
-                    import contextlib
-                    import io
+            from vidrnn.data.radar import pysteps_available
 
-                    import cv2  # noqa: F401
-                    with contextlib.redirect_stdout(io.StringIO()):  # pysteps prints its config path
-                        import pysteps  # noqa: F401
-
-                    self.test_extrapolation = NowcastingScores(thr)
-                except ImportError:
-                    pass  # the report says the baseline was not computed
+            # without pysteps the report says the baseline was not computed
+            want = (data.get("radar") or {}).get("pysteps_baseline", True)
+            self.test_extrapolation = NowcastingScores(thr) if want and pysteps_available() else None
         self.last_eval: dict = {}
 
     # ------------------------------------------------------------------ helpers
