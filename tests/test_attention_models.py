@@ -165,3 +165,38 @@ def test_gru_rcn_levels_average_their_predictions():
         m.forward_cached(maps[1])
     with pytest.raises(ValueError, match="outside the encoder"):
         create_model("convgru_rcn_tiny", levels=[7])
+
+
+@pytest.mark.parametrize("scope", ["attention", "all"])
+def test_reinforce_scope_limits_the_policy_gradient_to_the_attention_scorer(scope):
+    torch.manual_seed(0)
+    m = create_model("hard_attention_lstm_tiny", num_classes=3, soft_prob=0.0, penalty=0.0, score="content",
+                     motion_keys=True, reinforce_scope=scope).train()
+    m(torch.rand(4, 5, 3, 32, 32))
+    loss, _ = m.auxiliary_loss(torch.tensor([0.5, 1.0, 2.0, 3.0]))  # REINFORCE + entropy terms only
+    loss.backward()
+
+    def moved(params):
+        return any(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
+
+    assert moved(m.att.parameters())  # the scorer learns in both scopes
+    assert moved(m.encoder.parameters()) == (scope == "all")
+    assert moved(m.cell.parameters()) == (scope == "all")
+    with pytest.raises(ValueError, match="reinforce_scope"):
+        create_model("hard_attention_lstm_tiny", num_classes=3, reinforce_scope="encoder")
+
+
+def test_stacked_gru_rcn_level_reads_the_level_below():
+    torch.manual_seed(0)
+    m = create_model("stacked_convgru_rcn_tiny", num_classes=3).eval()
+    assert m.levels == [-2, -1] and len(m.fcs) == 1
+    video = torch.rand(2, 4, 3, 32, 32)
+    with torch.no_grad():
+        x1, x2 = m.encoder.forward_levels(video, m.levels)  # (2, 4, 16, 8, 8), (2, 4, 32, 4, 4)
+        h1, _ = m.stacks[0][0](x1)  # level-1 states (2, 4, 16, 8, 8)
+        pooled = torch.nn.functional.max_pool2d(h1.flatten(0, 1), 2).unflatten(0, (2, 4))
+        h2, _ = m.stacks[1][0](torch.cat([x2, pooled], dim=2))
+        expected = m.fcs[0](h2.mean(dim=(-2, -1)))
+        torch.testing.assert_close(m.forward_frames(video), expected)
+    with pytest.raises(ValueError, match="two or more levels"):
+        create_model("convgru_rcn_tiny", stacked=True)

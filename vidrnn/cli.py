@@ -105,7 +105,7 @@ def _make_trainer(cfg: dict, run_dir: Path, *, for_fit: bool, monitor: str | Non
         pass
     callbacks = []
     if for_fit:
-        mode = "max" if monitor and "top1" in monitor else "min"
+        mode = "max" if monitor and ("top1" in monitor or "mAP" in monitor) else "min"
         callbacks.append(AtomicModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best", monitor=monitor,
                                                mode=mode, save_last=True, save_top_k=1, auto_insert_metric_name=False,
                                                enable_version_counter=False))
@@ -183,7 +183,8 @@ def _build_task(cfg: dict, datamodule, init_from: str | None = None):
         model_cfg.update(encoder=meta["encoder"], pretrained=False, trainable="none")
         encoder_state = torch.load(Path(cfg["data"]["cache"]) / "encoder.pt", map_location="cpu", weights_only=True)
     task = ClassificationTask(name, model_cfg, datamodule.classes, optimizer=cfg["optimizer"], data=datamodule.settings,
-                              config=cfg, label_smoothing=float(cfg.get("label_smoothing") or 0.0))
+                              config=cfg, label_smoothing=float(cfg.get("label_smoothing") or 0.0),
+                              multilabel=getattr(datamodule, "multilabel", False))
     if encoder_state is not None:
         task.model.encoder.load_state_dict(encoder_state)
     if init_from:
@@ -245,7 +246,7 @@ def cmd_fit(args) -> int:
         print(f"vidrnn fit: {cfg['model']['name']} ({n_all:,} parameters, {n_train:,} trainable) on "
               f"{cfg['data']['source']} data, {len(dm.classes)} classes, "
               + ", ".join(f"{k} {v} videos" for k, v in sizes.items()))
-        monitor = "val/top1" if "val" in dm.splits else "train/loss"
+        monitor = ("val/mAP" if dm.multilabel else "val/top1") if "val" in dm.splits else "train/loss"
     print(f"run directory: {run_dir}")
     trainer = _make_trainer(cfg, run_dir, for_fit=True, monitor=monitor)
     t0 = time.time()
@@ -286,6 +287,8 @@ def cmd_fit(args) -> int:
     print(f"\ncheckpoints: {run_dir / 'checkpoints'}  logs: {run_dir / 'logs'}")
     if "test/top1" in summary["metrics"]:
         print(f"test accuracy (top-1): {summary['metrics']['test/top1'] * 100:.1f}%")
+    if "test/mAP" in summary["metrics"]:
+        print(f"test mAP: {summary['metrics']['test/mAP'] * 100:.1f}%")
     return 0
 
 
@@ -363,6 +366,8 @@ def cmd_predict(args) -> int:
         w = max(len(t["label"]) for t in r["topk"])
         for i, t in enumerate(r["topk"], 1):
             print(f"  {i}. {t['label']:<{w}}  {t['prob'] * 100:5.1f}%")
+        if "present" in r:
+            print(f"  present (p >= 0.5): {', '.join(r['present']) or 'none'}")
         if r["timeline"]:
             print("  timeline (label per second):")
             for seg in _merge_timeline(r["timeline"]):
@@ -393,6 +398,9 @@ def _write_attention(pred, video, out_dir: Path) -> dict:
     i = int(a["probs"].argmax())
     label, truth = pred.classes[i], _true_label(video, pred.classes)
     title = f"pred {label} {a['probs'][i] * 100:.0f}%"
+    if pred.multilabel:  # independent labels: name every one the model says is present
+        label = ",".join(c for c, p in zip(pred.classes, a["probs"].tolist()) if p >= 0.5) or "none"
+        title = f"pred {label}"
     colour = (255, 255, 255)
     if truth is not None:
         ok = truth == label

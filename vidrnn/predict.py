@@ -40,6 +40,7 @@ class Predictor:
         self.decode_size = data.get("decode_size")
         self.stream = data.get("stream")
         self.classes = list(task.class_names)
+        self.multilabel = bool(getattr(task, "multilabel", False))
 
     @property
     def frames_per_clip(self) -> int:
@@ -53,7 +54,7 @@ class Predictor:
         for chunk in clips.split(self.batch_views):
             x = torch.stack([self.transform(c) for c in chunk]).to(self.device)  # (v, T, 3, S, S)
             logits = self.task.model(x)
-            out.append(average_views(logits, torch.ones(len(x), dtype=torch.long)).exp().cpu())
+            out.append(average_views(logits, torch.ones(len(x), dtype=torch.long), self.multilabel).exp().cpu())
         return torch.cat(out)
 
     def predict(self, path: str | Path, *, topk: int = 5, timeline: bool | None = None, window: float | None = None,
@@ -70,7 +71,8 @@ class Predictor:
 
         Returns:
             ``{"video", "duration", "frames", "topk": [{"label", "prob"}], "timeline":
-            [{"start", "end", "label", "prob"}]}`` (times in seconds).
+            [{"start", "end", "label", "prob"}]}`` (times in seconds); multi-label models also
+            give ``"present"``: the labels with probability >= 0.5.
 
         Raises:
             FileNotFoundError, VideoDecodeError: the video cannot be read.
@@ -89,6 +91,8 @@ class Predictor:
                 "topk": [{"label": self.classes[i], "prob": float(probs[i])} for i in probs.topk(k).indices.tolist()],
                 "timeline": [],
             }
+            if self.multilabel:
+                result["present"] = [c for c, p in zip(self.classes, probs.tolist()) if p >= 0.5]
             if timeline or (timeline is None and duration > timeline_min_duration):
                 result["timeline"] = list(self._timeline(r, duration, window))
         return result
@@ -134,6 +138,7 @@ class Predictor:
         logits, att = model(x, return_attention=True)
         spatial = att[0].cpu() if model.input_kind == "map" else None
         ms = getattr(model, "map_size", None)
-        return {"frames": x[0].cpu(), "probs": logits[0].float().softmax(-1).cpu(),
+        probs = logits[0].float().sigmoid() if self.multilabel else logits[0].float().softmax(-1)
+        return {"frames": x[0].cpu(), "probs": probs.cpu(),
                 "spatial": spatial, "map_size": (ms, ms) if spatial is not None else None,
                 "temporal": None if spatial is not None else att[0].cpu()}

@@ -6,6 +6,8 @@ from the ``data:`` section of a config.
 * ``digits`` -- the embedded Moving Digits dataset (no files needed).
 * ``distractors`` -- the embedded distractor task (:class:`vidrnn.data.digits.DistractorDigits`):
   the label is the class of the one moving digit among still ones; items carry its box.
+* ``multilabel_digits`` -- embedded dense multi-label detection
+  (:class:`vidrnn.data.digits.MultiLabelDigits`): multi-hot labels per frame and per video.
 * ``folder`` -- ``root`` with ``root/class/video`` (``label_from: parent``) or
   ``root/label.ext`` (``label_from: stem``). ``split`` says how to make train/val/test:
   ``{mode: videos, val: 0.2, test: 0.2, seed: 0}`` (a per-class random split of the videos),
@@ -32,7 +34,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from vidrnn.data.digits import DistractorDigits, MovingDigits
+from vidrnn.data.digits import DistractorDigits, MovingDigits, MultiLabelDigits
 from vidrnn.data.transforms import build_clip_transform
 from vidrnn.data.video_folder import (VideoClipDataset, VideoSample, collate_clips, read_annotation_list,
                                       read_hmdb51_split, read_kinetics_csv, read_ucf101_split, scan_video_folder)
@@ -48,6 +50,8 @@ DATA_DEFAULTS: dict[str, Any] = {
     "digits": {"num_train": 2000, "num_val": 400, "num_test": 400, "num_frames": 8, "size": 32, "seed": 0},
     "distractors": {"num_train": 4000, "num_val": 400, "num_test": 400, "num_frames": 8, "size": 40,
                     "digit_size": 12, "num_distractors": 2, "seed": 0},
+    "multilabel_digits": {"num_train": 4000, "num_val": 400, "num_test": 400, "num_frames": 16, "size": 32,
+                          "digit_size": 14, "max_events": 3, "max_duration": 8, "occlusion": 0.4, "seed": 0},
     "sampler": {"name": "uniform", "num_frames": 8},
     "test_sampler": None,
     "transform": {"size": 112},
@@ -60,6 +64,7 @@ DATA_DEFAULTS: dict[str, Any] = {
 }
 
 Splits = dict[str, list[VideoSample]]
+_EMBEDDED = {"digits": MovingDigits, "distractors": DistractorDigits, "multilabel_digits": MultiLabelDigits}
 
 
 def _stratified_split(samples: list[VideoSample], val: float, test: float, seed: int) -> Splits:
@@ -160,14 +165,14 @@ def resolve_annotations(cfg: dict) -> tuple[Splits, list[str]]:
             f = cfg.get(f"{part}_csv")
             out[part] = read_kinetics_csv(f, root, classes=classes)[0] if f else []
         return out, classes
-    raise ConfigError(f"data.source={src!r}: expected digits, distractors, folder, list, ucf101, hmdb51, kinetics or features")
+    raise ConfigError(f"data.source={src!r}: expected digits, distractors, multilabel_digits, folder, list, ucf101, hmdb51, kinetics or features")
 
 
 class VideoDataModule(L.LightningDataModule):
     """Datasets and loaders for one ``data:`` config (merged over :data:`DATA_DEFAULTS`).
 
     Attributes after construction: ``classes`` (list of class names), ``splits`` (dict of
-    datasets; a split with no samples is absent).
+    datasets; a split with no samples is absent), ``multilabel`` (labels are multi-hot).
 
     Raises:
         ConfigError, FileNotFoundError: as :func:`resolve_annotations`.
@@ -188,15 +193,17 @@ class VideoDataModule(L.LightningDataModule):
             self.cfg[key] = given if key in cfg else base
         c = self.cfg
         self.splits: dict[str, Dataset] = {}
-        if c["source"] in ("digits", "distractors"):
-            Data = MovingDigits if c["source"] == "digits" else DistractorDigits
+        self.multilabel = False
+        if c["source"] in _EMBEDDED:
+            Data = _EMBEDDED[c["source"]]
             d = {**DATA_DEFAULTS[c["source"]], **(c.get(c["source"]) or {})}
             self.cfg[c["source"]] = d
-            kw = {k: v for k, v in d.items() if not k.startswith("num_") or k in ("num_frames", "num_distractors")}
+            kw = {k: v for k, v in d.items() if k not in ("num_train", "num_val", "num_test")}
             self.splits = {"train": Data("train", d["num_train"], **kw),
                            "val": Data("val", d["num_val"], **kw),
                            "test": Data("test", d["num_test"], **kw)}
             self.classes = list(Data.classes)
+            self.multilabel = bool(getattr(Data, "multilabel", False))
             self.cfg["transform"] = {**(c.get("transform") or {}), "size": d["size"]}
             return
         if c["source"] == "features":

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
-__all__ = ["MovingDigits", "DistractorDigits", "DIRECTIONS"]
+__all__ = ["MovingDigits", "DistractorDigits", "MultiLabelDigits", "DIRECTIONS"]
 
 DIRECTIONS = ("right", "left", "down", "up")
 _VELOCITY = {0: (0, 1), 1: (0, -1), 2: (1, 0), 3: (-1, 0)}  # (dy, dx) per class
@@ -173,3 +173,98 @@ class DistractorDigits(Dataset):
             raise IndexError(f"index {i} out of range for {self.num_samples} clips")
         video, label, box = self.make(i)
         return {"video": video[None], "label": label, "index": i, "box": box}
+
+
+class MultiLabelDigits(Dataset):
+    """Dense multi-label detection on the embedded digits (in the manner of MultiTHUMOS).
+
+    Each clip holds 1 to ``max_events`` *events*: a handwritten digit (distinct classes 0-9
+    within a clip) shown in its own quadrant of the canvas from frame ``start`` to ``end``
+    (3 to ``max_duration`` frames; events overlap in time). While an event lasts, its digit
+    is hidden in a frame with probability ``occlusion`` (never in its first frame), but its
+    label stays on: labelling a frame where the digit is hidden takes memory of the recent
+    frames, which is what a temporal attention window over recent frames is for.
+
+    Labels are multi-hot over the 10 digit classes: ``frame_labels[t, c] = 1`` while an event
+    of class ``c`` lasts at frame ``t``; the video label is their union over time.
+    Deterministic in ``(seed, split, index)``; splits use disjoint digit images, as
+    :class:`MovingDigits`.
+
+    Args:
+        split: ``"train"``, ``"val"`` or ``"test"``.
+        num_samples: clips in this split.
+        num_frames: T (>= 3). size: canvas side S (pixels, >= 2 x digit_size). digit_size:
+        digit side. max_events: events per clip (1-4, one per quadrant). max_duration: longest
+        event in frames. occlusion: probability that an event's digit is hidden in a frame.
+        seed: base seed.
+
+    Items: ``{"video": (1, T, 3, S, S) in [0, 1], "label": float (10,) multi-hot, "frame_labels":
+    float (T, 10), "index": int}``.
+
+    Raises:
+        ValueError: unknown split or inconsistent sizes.
+    """
+
+    classes = [str(d) for d in range(10)]
+    multilabel = True
+
+    def __init__(self, split: str = "train", num_samples: int = 2000, *, num_frames: int = 16, size: int = 32,
+                 digit_size: int = 14, max_events: int = 3, max_duration: int = 8, occlusion: float = 0.4,
+                 seed: int = 0):
+        if split not in _SPLITS:
+            raise ValueError(f"split={split!r}: expected one of {list(_SPLITS)}")
+        if num_frames < 3:
+            raise ValueError(f"num_frames={num_frames}: need at least 3 frames per clip")
+        if size < 2 * digit_size:
+            raise ValueError(f"size={size} too small for four quadrants of digit_size={digit_size}")
+        if not 1 <= max_events <= 4:
+            raise ValueError(f"max_events={max_events}: expected 1-4 (one event per quadrant)")
+        if not 3 <= max_duration:
+            raise ValueError(f"max_duration={max_duration}: expected >= 3 frames")
+        if not 0.0 <= occlusion < 1.0:
+            raise ValueError(f"occlusion={occlusion}: expected a probability in [0, 1)")
+        from sklearn.datasets import load_digits
+
+        lo, hi = _SPLITS[split]
+        data = load_digits()
+        digits = torch.from_numpy(data.images.astype(np.float32)[lo:hi] / 16.0)[:, None]
+        self._digits = F.interpolate(digits, size=(digit_size, digit_size), mode="bilinear", align_corners=False)[:, 0]
+        self._by_class = [np.flatnonzero(data.target[lo:hi] == c) for c in range(10)]
+        self.split, self.num_samples, self.num_frames, self.size = split, int(num_samples), num_frames, size
+        self.digit_size, self.max_events, self.max_duration = digit_size, max_events, max_duration
+        self.occlusion, self.seed = occlusion, seed
+        self._split_id = list(_SPLITS).index(split)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def make(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Clip ``i``: ``(video (T, 3, S, S), frame_labels (T, 10))``."""
+        rng = np.random.default_rng([self.seed, 200 + self._split_id, i])
+        T, S, D = self.num_frames, self.size, self.digit_size
+        n = int(rng.integers(1, self.max_events + 1))
+        classes = rng.choice(10, size=n, replace=False)
+        quadrants = rng.permutation(4)[:n]
+        video = torch.zeros(T, 3, S, S)
+        frame_labels = torch.zeros(T, 10)
+        half = S // 2
+        for c, q in zip(classes, quadrants):
+            digit = self._digits[rng.choice(self._by_class[c])]
+            colour = torch.from_numpy(rng.uniform(0.6, 1.0, size=3).astype(np.float32))[:, None, None]
+            duration = int(rng.integers(3, min(self.max_duration, T) + 1))
+            start = int(rng.integers(0, T - duration + 1))
+            y = (q // 2) * half + int(rng.integers(0, half - D + 1))
+            x = (q % 2) * half + int(rng.integers(0, half - D + 1))
+            shown = rng.random(duration) >= self.occlusion
+            shown[0] = True
+            frame_labels[start:start + duration, c] = 1.0
+            for t in range(start, start + duration):
+                if shown[t - start]:
+                    video[t, :, y:y + D, x:x + D] = digit[None] * colour
+        return video, frame_labels
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < self.num_samples:
+            raise IndexError(f"index {i} out of range for {self.num_samples} clips")
+        video, frame_labels = self.make(i)
+        return {"video": video[None], "label": frame_labels.amax(0), "frame_labels": frame_labels, "index": i}

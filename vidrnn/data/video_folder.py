@@ -424,9 +424,10 @@ def collate_clips(items: list[dict]) -> dict:
 
     Returns:
         ``video`` or ``features`` ``(sum V, T, ...)`` (every view of every video, in order),
-        ``views`` int64 ``(B,)`` views per video, ``label`` int64 ``(B,)``, ``index`` int64
-        ``(B,)``, ``skipped`` list of paths that failed to load; ``box`` ``(B, T, 4)`` when the
-        items carry target boxes.
+        ``views`` int64 ``(B,)`` views per video, ``label`` int64 ``(B,)`` (float ``(B, K)``
+        multi-hot when the items' labels are tensors), ``index`` int64 ``(B,)``, ``skipped``
+        list of paths that failed to load; ``box`` ``(B, T, 4)`` when the items carry target
+        boxes; ``frame_labels`` ``(B, T, K)`` when they carry per-frame multi-hot labels.
     """
     good = [it for it in items if "skipped" not in it]
     skipped = [it["skipped"] for it in items if "skipped" in it]
@@ -440,10 +441,13 @@ def collate_clips(items: list[dict]) -> dict:
     out = {
         key: torch.cat(xs),
         "views": torch.tensor([len(x) for x in xs]),
-        "label": torch.tensor([it["label"] for it in good]),
+        "label": (torch.stack([torch.as_tensor(it["label"], dtype=torch.float32) for it in good])
+                  if torch.is_tensor(good[0]["label"]) else torch.tensor([it["label"] for it in good])),
         "index": torch.tensor([it["index"] for it in good]),
         "skipped": skipped,
     }
     if "box" in good[0]:  # target boxes (B, T, 4) of datasets that have them (DistractorDigits)
         out["box"] = torch.stack([it["box"] for it in good])
+    if "frame_labels" in good[0]:  # per-frame multi-hot labels (B, T, K) (MultiLabelDigits)
+        out["frame_labels"] = torch.stack([it["frame_labels"] for it in good])
     return out

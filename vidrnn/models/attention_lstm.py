@@ -20,16 +20,19 @@
   Complex Videos", IJCV 2017, arXiv:1507.05738): at each step the previous hidden state
   queries a window of the N most recent frame features (additive attention); the LSTM reads
   the attended context; a prediction at every frame. ``multilabel=True`` makes per-frame
-  outputs independent sigmoids (:meth:`forward_frames` gives their logits); the training task
-  here is single-label, so multi-label training needs multi-hot labels from your own data.
+  outputs independent sigmoids (:meth:`forward_frames` gives their logits; the video-level
+  output is the logit of their mean), trained against per-frame multi-hot labels
+  (``data.source: multilabel_digits``, the task's ``frame_mAP``).
 * :class:`ConvRNNClassifier` -- ConvLSTM (Shi et al. 2015) or ConvGRU (Ballas et al. 2016,
   "Delving Deeper into Convolutional Networks for Learning Video Representations", ICLR 2016,
   arXiv:1511.06432, GRU-RCN) over the encoder's conv maps; each step's hidden state is
   average-pooled and classified, predictions averaged over time. ``levels`` gives several
   encoder levels, each with its own recurrent stack and classifier, their predictions averaged
   (GRU-RCN on VGG-16 pool2..pool5; here any blocks of the frame encoder). Deviation: the
-  levels' predictions are averaged at every step, then over time; the stacked GRU-RCN (level l
-  also reading level l−1's state) is not implemented.
+  levels' predictions are averaged at every step, then over time. ``stacked=True`` is the
+  stacked GRU-RCN: the unit at level l also reads level l−1's hidden state of the same step,
+  max-pooled to level l's resolution; only the top level classifies (our choice: it has seen
+  every level below).
 
 Models with attention accept ``return_attention=True`` in :meth:`forward` /
 :meth:`forward_frames` and then also return the weights: spatial ``(B, T, N)`` or temporal
@@ -97,6 +100,12 @@ class SoftAttentionLSTM(FrameOutputClassifier):
         motion_keys: content scores also see ``X_{t,i} − X_{t−1,i}`` (what changed at each
             region; a deviation for tasks where motion says where to look).
         attention_size: hidden size of the content scorer.
+        reinforce_scope: hard attention: ``"attention"`` -- the REINFORCE term trains the
+            attention scorer only (its query state and keys are detached, as the location
+            network of Mnih et al. 2014's RAM); ``"all"`` -- it also reaches the LSTM and the
+            encoder through the query and the keys (Xu et al.). With ``"all"`` the noisy
+            policy gradient reached the encoder and the classifier collapsed to uniform outputs
+            on the distractor task.
 
     Shape:
         video ``(B, T, 3, H, W)`` -> logits ``(B, K)``; ``forward_frames`` -> ``(B, T, K)``;
@@ -111,12 +120,15 @@ class SoftAttentionLSTM(FrameOutputClassifier):
     def __init__(self, encoder: FrameEncoder, num_classes: int, *, map_size: int = 7, hidden_size: int = 512,
                  dropout: float = 0.5, attention: str = "soft", penalty: float = 1.0, soft_prob: float = 0.5,
                  entropy_weight: float = 0.01, baseline_decay: float = 0.9, score: str = "location",
-                 motion_keys: bool = False, attention_size: int = 128):
+                 motion_keys: bool = False, attention_size: int = 128, reinforce_scope: str = "attention"):
         super().__init__(encoder, num_classes, "mean")
         if attention not in ("soft", "hard"):
             raise ValueError(f"attention={attention!r}: expected 'soft' or 'hard'")
         if score not in ("location", "content"):
             raise ValueError(f"score={score!r}: expected 'location' (Sharma et al.) or 'content' (Xu et al.)")
+        if reinforce_scope not in ("attention", "all"):
+            raise ValueError(f"reinforce_scope={reinforce_scope!r}: expected 'attention' or 'all'")
+        self.reinforce_scope = reinforce_scope
         D, N = encoder.map_channels, map_size * map_size
         self.map_size, self.attention, self.penalty = map_size, attention, penalty
         self.score, self.motion_keys = score, motion_keys
@@ -149,14 +161,15 @@ class SoftAttentionLSTM(FrameOutputClassifier):
             if self.motion_keys:  # what changed since the previous frame (zero at t = 0)
                 keys = torch.cat([X, X - torch.cat([X[:, :1], X[:, :-1]], dim=1)], dim=-1)  # (B, T, N, 2D)
             uk = self.att.project_keys(keys)  # (B, T, N, A): all steps at once
+            if hard and self.reinforce_scope == "attention":  # the policy's own keys, cut from the encoder
+                uk_policy = self.att.project_keys(keys.detach())
         outs, weights, log_probs, entropies = [], [], [], []
         for t in range(T):
-            if self.score == "location":
-                logits = self.loc(state[0])  # (B, N)
-            else:
-                logits = self.att.v(torch.tanh(self.att.W(state[0])[:, None] + uk[:, t])).squeeze(-1)  # (B, N)
+            logits = self._scores(state[0], uk[:, t] if self.score == "content" else None)  # (B, N)
             l_t = logits.softmax(-1)
             if hard:
+                if self.reinforce_scope == "attention":  # REINFORCE reaches the attention scorer only
+                    logits = self._scores(state[0].detach(), uk_policy[:, t] if self.score == "content" else None)
                 dist = torch.distributions.Categorical(logits=logits)
                 s = dist.sample()  # (B,)
                 use_soft = torch.rand(B, device=maps.device) < self.soft_prob
@@ -174,6 +187,12 @@ class SoftAttentionLSTM(FrameOutputClassifier):
         self._log_probs = torch.stack(log_probs, 1) if hard else None  # (B, T)
         self._entropy = torch.stack(entropies, 1) if hard else None
         return torch.stack(outs, dim=1)  # (B, T, H)
+
+    def _scores(self, h: torch.Tensor, keys_t: torch.Tensor | None) -> torch.Tensor:
+        """Location logits ``(B, N)`` from the query ``h (B, H)`` (and projected keys ``(B, N, A)``)."""
+        if self.score == "location":
+            return self.loc(h)
+        return self.att.v(torch.tanh(self.att.W(h)[:, None] + keys_t)).squeeze(-1)
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(x))
@@ -270,12 +289,6 @@ class TemporalAttentionLSTM(FrameOutputClassifier):
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(x))
 
-    def aggregate(self, frame_logits: torch.Tensor) -> torch.Tensor:
-        if self.multilabel:  # video-level: mean of per-frame probabilities, as logits
-            p = frame_logits.sigmoid().mean(1).clamp(1e-6, 1 - 1e-6)
-            return torch.log(p) - torch.log1p(-p)
-        return super().aggregate(frame_logits)
-
     def forward_frames(self, video: torch.Tensor, return_attention: bool = False):
         out = super().forward_frames(video)
         return (out, self.last_attention) if return_attention else out
@@ -297,6 +310,10 @@ class ConvRNNClassifier(FrameOutputClassifier):
         dropout: on the pooled states.
         levels: encoder levels (block indices, ``-1`` = the final map) each with its own
             recurrent stack and classifier; the levels' predictions are averaged (GRU-RCN).
+            List them from the lowest (largest map) to the highest.
+        stacked: stacked GRU-RCN: level l's first recurrent layer also reads the top state of
+            level l−1 at the same step (adaptive max pooling to level l's map size); one
+            classifier, on the top level. Needs two or more levels.
 
     Shape:
         video ``(B, T, 3, H, W)`` -> logits ``(B, K)``; ``forward_frames`` -> ``(B, T, K)``.
@@ -305,7 +322,8 @@ class ConvRNNClassifier(FrameOutputClassifier):
     input_kind = "map"
 
     def __init__(self, encoder: FrameEncoder, num_classes: int, *, cell: str = "convgru",
-                 hidden_channels=(64,), kernel_size: int = 3, dropout: float = 0.0, levels=(-1,)):
+                 hidden_channels=(64,), kernel_size: int = 3, dropout: float = 0.0, levels=(-1,),
+                 stacked: bool = False):
         super().__init__(encoder, num_classes, "mean")
         Layer = {"convlstm": ConvLSTM, "convgru": ConvGRU}.get(cell)
         if Layer is None:
@@ -313,14 +331,18 @@ class ConvRNNClassifier(FrameOutputClassifier):
         self.levels = [int(lv) for lv in levels]
         if not self.levels:
             raise ValueError("levels must name at least one encoder level")
+        if stacked and len(self.levels) < 2:
+            raise ValueError(f"stacked=True needs two or more levels, got levels={self.levels}")
+        self.stacked = stacked
         chans_in = self._level_channels(encoder)
         self.stacks = nn.ModuleList()
-        for c_in in chans_in:
-            chans = [c_in, *hidden_channels]
+        for k, c_in in enumerate(chans_in):
+            chans = [c_in + (hidden_channels[-1] if stacked and k > 0 else 0), *hidden_channels]
             self.stacks.append(nn.ModuleList(Layer(chans[i], chans[i + 1], kernel_size=kernel_size)
                                              for i in range(len(hidden_channels))))
         self.dropout = nn.Dropout(dropout)
-        self.fcs = nn.ModuleList(nn.Linear(hidden_channels[-1], num_classes) for _ in self.levels)
+        self.fcs = nn.ModuleList(nn.Linear(hidden_channels[-1], num_classes)
+                                 for _ in (self.levels[-1:] if stacked else self.levels))
         self.hidden = hidden_channels[-1]
 
     def _level_channels(self, encoder: FrameEncoder) -> list[int]:
@@ -346,14 +368,20 @@ class ConvRNNClassifier(FrameOutputClassifier):
         super().check_cached(feats)
 
     def forward_features(self, maps) -> torch.Tensor:
-        """Maps ``(B, T, C, h, w)`` (or one per level) -> pooled top-layer states ``(B, T, L*F)``."""
+        """Maps ``(B, T, C, h, w)`` (or one per level) -> pooled top-layer states ``(B, T, L*F)``
+        (stacked: the top level's, ``(B, T, F)``)."""
         maps = [maps] if torch.is_tensor(maps) else list(maps)
-        pooled = []
+        pooled, below = [], None
         for x, stack in zip(maps, self.stacks):
+            if below is not None:  # stacked: h^{l-1}_t, max-pooled to this level's map size
+                B, T = below.shape[:2]
+                h = F.adaptive_max_pool2d(below.flatten(0, 1), x.shape[-2:]).unflatten(0, (B, T))
+                x = torch.cat([x, h], dim=2)
             for layer in stack:
                 x, _ = layer(x)  # (B, T, F, h, w)
+            below = x if self.stacked else None
             pooled.append(x.mean(dim=(-2, -1)))  # (B, T, F)
-        return torch.cat(pooled, dim=-1)
+        return pooled[-1] if self.stacked else torch.cat(pooled, dim=-1)
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, T, L*F)`` -> per-step logits ``(B, T, K)``: log of the levels' averaged softmax
@@ -431,6 +459,20 @@ def convgru_rcn_tiny(num_classes: int = 4, *, encoder=None, pretrained: bool = F
     """ConvGRU classifier with the tiny CNN (tests, embedded data)."""
     return convgru_rcn(num_classes, encoder=encoder or _tiny_map_encoder(), pretrained=pretrained, trainable=trainable,
                        hidden_channels=hidden_channels, **kw)
+
+
+@register_model
+def stacked_convgru_rcn(num_classes: int = 101, *, levels=(-5, -3, -1), hidden_channels=(128,),
+                        **kw) -> ConvRNNClassifier:
+    """Stacked GRU-RCN (Ballas et al. 2016): ConvGRUs on three EfficientNet-Lite0 levels, each
+    reading the level below."""
+    return convgru_rcn(num_classes, levels=levels, hidden_channels=hidden_channels, stacked=True, **kw)
+
+
+@register_model
+def stacked_convgru_rcn_tiny(num_classes: int = 4, *, levels=(-2, -1), **kw) -> ConvRNNClassifier:
+    """Stacked GRU-RCN with the tiny CNN on its last two levels (tests, embedded data)."""
+    return convgru_rcn_tiny(num_classes, levels=levels, stacked=True, **kw)
 
 
 @register_model

@@ -110,8 +110,15 @@ class FrameOutputClassifier(VideoClassifier):
         """Per-step weights ``(T,)`` for the loss and the aggregation."""
         return aggregation_weights(self.aggregate_mode, T, device)
 
+    multilabel = False  #: independent sigmoid outputs (set by models that support multi-label)
+
     def aggregate(self, frame_logits: torch.Tensor) -> torch.Tensor:
-        """Per-step logits ``(B, T, K)`` -> video log-probabilities ``(B, K)``."""
+        """Per-step logits ``(B, T, K)`` -> video log-probabilities ``(B, K)``; multi-label models:
+        the logit of the weighted mean of the per-step sigmoid probabilities."""
+        if self.multilabel:
+            w = self.frame_weights(frame_logits.shape[1], frame_logits.device).to(frame_logits.dtype)
+            p = (frame_logits.sigmoid() * w[None, :, None]).sum(1).clamp(1e-6, 1 - 1e-6)
+            return torch.log(p) - torch.log1p(-p)
         logp = frame_logits.log_softmax(-1)  # (B, T, K)
         if self.aggregate_mode == "max":
             agg = logp.max(dim=1).values

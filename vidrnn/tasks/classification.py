@@ -3,10 +3,17 @@
 * Loss: cross-entropy. Models with a prediction at every frame (LRCN, DeepLSTM) are trained
   with the per-frame cross-entropy weighted by the model's aggregation weights (uniform for
   LRCN's average, linearly growing for Ng et al.'s weighting), as in the papers.
+* Multi-label (``multilabel=True``, multi-hot ``(B, K)`` labels; the model must have
+  sigmoid outputs, ``model.multilabel``): binary cross-entropy, per frame against the batch's
+  ``frame_labels`` ``(B, T, K)`` when it has them (MultiLSTM's dense labelling), else per
+  video against the mean of the per-frame probabilities.
 * Metrics (torchmetrics): ``top1``, ``top5`` (micro accuracy) and ``mean_class_accuracy``
-  (macro recall), logged as ``train/``, ``val/``, ``test/``.
-* Evaluation is video-level: the softmax outputs of all views (clips) of a video are
-  averaged before the metrics (LRCN tests 16-frame clips with stride 8 and averages).
+  (macro recall), logged as ``train/``, ``val/``, ``test/``; multi-label: ``mAP`` (mean over
+  classes of the average precision of the video-level scores) and, with per-frame labels,
+  ``frame_mAP`` (the same over all frames, as MultiTHUMOS reports).
+* Evaluation is video-level: the softmax (multi-label: sigmoid) outputs of all views (clips)
+  of a video are averaged before the metrics (LRCN tests 16-frame clips with stride 8 and
+  averages).
 * Models with ``auxiliary_loss`` (the attention LSTMs) add it: the doubly stochastic
   attention penalty, and REINFORCE terms for hard attention (reward: the log-likelihood of
   the true class).
@@ -24,7 +31,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy
+from torchmetrics.classification import MulticlassAccuracy, MultilabelAveragePrecision
 
 from vidrnn.registry import create_model
 from vidrnn.tasks.optim import configure_optimizer
@@ -32,23 +39,26 @@ from vidrnn.tasks.optim import configure_optimizer
 __all__ = ["ClassificationTask", "average_views"]
 
 
-def average_views(logits: torch.Tensor, views: torch.Tensor) -> torch.Tensor:
+def average_views(logits: torch.Tensor, views: torch.Tensor, multilabel: bool = False) -> torch.Tensor:
     """Video-level log-probabilities from per-view logits.
 
     Args:
         logits: ``(V_total, K)`` logits of every view, videos one after another.
         views: ``(B,)`` number of views of each video.
+        multilabel: independent sigmoid probabilities instead of a softmax over classes.
 
     Returns:
-        ``(B, K)``: log of the mean of the views' softmax probabilities.
+        ``(B, K)``: log of the mean of the views' softmax (or sigmoid) probabilities.
     """
-    probs = logits.float().softmax(-1)
+    probs = logits.float().sigmoid() if multilabel else logits.float().softmax(-1)
     sums = torch.zeros(len(views), logits.shape[-1], device=logits.device).index_add_(
         0, torch.repeat_interleave(torch.arange(len(views), device=logits.device), views.to(logits.device)), probs)
     return (sums / views.to(logits.device)[:, None]).clamp_min(1e-12).log()
 
 
-def _metrics(num_classes: int, prefix: str) -> MetricCollection:
+def _metrics(num_classes: int, prefix: str, multilabel: bool = False) -> MetricCollection:
+    if multilabel:
+        return MetricCollection({"mAP": MultilabelAveragePrecision(num_classes, average="macro")}, prefix=prefix)
     return MetricCollection({
         "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
         "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
@@ -68,26 +78,44 @@ class ClassificationTask(L.LightningModule):
         data: resolved data settings (saved for prediction).
         config: the resolved run config (saved for reference).
         label_smoothing: cross-entropy label smoothing.
+        multilabel: multi-hot labels, sigmoid outputs, binary cross-entropy and mAP (the
+            model is built with ``multilabel=True``).
 
     Raises:
-        ValueError: unknown model or bad optimizer settings.
+        ValueError: unknown model, bad optimizer settings, or ``multilabel`` with a model
+            that has no multi-label outputs.
     """
 
     def __init__(self, model_name: str, model_kwargs: dict | None = None, class_names: list[str] | None = None,
                  optimizer: dict | None = None, data: dict | None = None, config: dict | None = None,
-                 label_smoothing: float = 0.0):
+                 label_smoothing: float = 0.0, multilabel: bool = False):
         super().__init__()
         if not class_names:
             raise ValueError("class_names must list the classes")
         self.save_hyperparameters()
-        self.model = create_model(model_name, num_classes=len(class_names), **(model_kwargs or {}))
+        kwargs = dict(model_kwargs or {})
+        if multilabel:
+            kwargs.setdefault("multilabel", True)
+        try:
+            self.model = create_model(model_name, num_classes=len(class_names), **kwargs)
+        except TypeError as e:
+            if multilabel and "multilabel" in str(e):
+                raise ValueError(f"model {model_name!r} has no multi-label outputs; the data is multi-label "
+                                 "(use temporal_attention_lstm or temporal_attention_lstm_tiny)") from None
+            raise
+        if multilabel and not getattr(self.model, "multilabel", False):
+            raise ValueError(f"model {model_name!r} was built with multilabel=False but the data is multi-label")
+        self.multilabel = multilabel
         self.class_names = list(class_names)
         self.optim_cfg = {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "momentum": 0.9, "scheduler": "cosine",
                           "warmup_epochs": 0, **(optimizer or {})}
         K = len(class_names)
-        self.train_metrics = _metrics(K, "train/")
-        self.val_metrics = _metrics(K, "val/")
-        self.test_metrics = _metrics(K, "test/")
+        self.train_metrics = _metrics(K, "train/", multilabel)
+        self.val_metrics = _metrics(K, "val/", multilabel)
+        self.test_metrics = _metrics(K, "test/", multilabel)
+        # per-frame mAP of dense multi-label data (batches with frame_labels)
+        self.val_frame_map = MultilabelAveragePrecision(K, average="macro") if multilabel else None
+        self.test_frame_map = MultilabelAveragePrecision(K, average="macro") if multilabel else None
         self.skipped_videos: set[str] = set()
 
     # ------------------------------------------------------------------ forward
@@ -117,7 +145,9 @@ class ClassificationTask(L.LightningModule):
         if len(batch["label"]) == 0:
             return None  # every video of the batch failed to decode; skip the step
         logits, frames = self.forward_views(batch)
-        y = batch["label"].repeat_interleave(batch["views"])
+        y = batch["label"].repeat_interleave(batch["views"], dim=0)
+        if self.multilabel:
+            return self._multilabel_training_step(batch, logits, frames, y)
         ls = self.hparams.label_smoothing
         if frames is not None:
             B, T, K = frames.shape
@@ -135,6 +165,30 @@ class ClassificationTask(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(y))
         return loss
 
+    @staticmethod
+    def _frame_targets(batch, frames: torch.Tensor | None) -> torch.Tensor | None:
+        """The batch's per-frame multi-hot labels when they line up with the model's frames."""
+        fl = batch.get("frame_labels")
+        if fl is None or frames is None or bool((batch["views"] != 1).any()) or fl.shape != frames.shape:
+            return None
+        return fl.to(frames.device)
+
+    def _multilabel_training_step(self, batch, logits, frames, y):
+        fl = self._frame_targets(batch, frames)
+        if fl is not None:  # dense labelling: every frame against its own labels
+            loss = F.binary_cross_entropy_with_logits(frames.float(), fl)
+        else:
+            loss = F.binary_cross_entropy_with_logits(logits.float(), y)
+        if hasattr(self.model, "auxiliary_loss"):
+            aux, logs = self.model.auxiliary_loss(
+                F.binary_cross_entropy_with_logits(logits.float(), y, reduction="none").sum(-1))
+            loss = loss + aux
+            for k, v in logs.items():
+                self.log(f"train/{k}", v, batch_size=len(y))
+        self.train_metrics.update(logits.detach().float().sigmoid(), y.long())
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(y))
+        return loss
+
     def on_train_epoch_end(self):
         self.log_dict(self.train_metrics.compute(), prog_bar=False)
         self.train_metrics.reset()
@@ -144,11 +198,20 @@ class ClassificationTask(L.LightningModule):
         self._note_skipped(batch)
         if len(batch["label"]) == 0:
             return None
-        logits, _ = self.forward_views(batch)
-        logp = average_views(logits, batch["views"])  # (B, K)
+        logits, frames = self.forward_views(batch)
+        logp = average_views(logits, batch["views"], self.multilabel)  # (B, K)
         y = batch["label"]
-        loss = F.nll_loss(logp, y)
-        metrics.update(logp, y)
+        if self.multilabel:
+            p = logp.exp().clamp(1e-6, 1 - 1e-6)
+            loss = F.binary_cross_entropy(p, y.float())
+            metrics.update(p, y.long())
+            fl = self._frame_targets(batch, frames)
+            if fl is not None:
+                frame_map = self.val_frame_map if stage == "val" else self.test_frame_map
+                frame_map.update(frames.float().sigmoid().flatten(0, 1), fl.flatten(0, 1).long())
+        else:
+            loss = F.nll_loss(logp, y)
+            metrics.update(logp, y)
         self._attention_on_target(batch, stage)
         self.log(f"{stage}/loss", loss, prog_bar=stage == "val", batch_size=len(y), sync_dist=True)
         return logp
@@ -169,9 +232,15 @@ class ClassificationTask(L.LightningModule):
     def validation_step(self, batch, batch_idx):
         self._eval_step(batch, self.val_metrics, "val")
 
+    def _log_frame_map(self, metric, stage: str) -> None:
+        if metric is not None and metric.update_count:
+            self.log(f"{stage}/frame_mAP", metric.compute())
+            metric.reset()
+
     def on_validation_epoch_end(self):
         self.log_dict(self.val_metrics.compute(), prog_bar=True)
         self.val_metrics.reset()
+        self._log_frame_map(self.val_frame_map, "val")
 
     def test_step(self, batch, batch_idx):
         self._eval_step(batch, self.test_metrics, "test")
@@ -179,11 +248,12 @@ class ClassificationTask(L.LightningModule):
     def on_test_epoch_end(self):
         self.log_dict(self.test_metrics.compute())
         self.test_metrics.reset()
+        self._log_frame_map(self.test_frame_map, "test")
         self.log("skipped_videos", float(len(self.skipped_videos)))
 
     def predict_step(self, batch, batch_idx):
         logits, _ = self.forward_views(batch)
-        return {"probs": average_views(logits, batch["views"]).exp(), "index": batch["index"]}
+        return {"probs": average_views(logits, batch["views"], self.multilabel).exp(), "index": batch["index"]}
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
