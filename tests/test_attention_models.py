@@ -200,3 +200,16 @@ def test_stacked_gru_rcn_level_reads_the_level_below():
         torch.testing.assert_close(m.forward_frames(video), expected)
     with pytest.raises(ValueError, match="two or more levels"):
         create_model("convgru_rcn_tiny", stacked=True)
+
+
+def test_multilstm_output_window_averages_the_predictions_made_for_each_frame():
+    torch.manual_seed(0)
+    m = create_model("temporal_attention_lstm_tiny", num_classes=2, output_window=3).eval()
+    h = torch.randn(1, 4, m.cell.hidden_size)
+    z = m.fc(h).view(1, 4, 3, 2)  # step t, slot j predicts frame t - 2 + j
+    expected = torch.stack([(z[0, 0, 2] + z[0, 1, 1] + z[0, 2, 0]) / 3,
+                            (z[0, 1, 2] + z[0, 2, 1] + z[0, 3, 0]) / 3,
+                            (z[0, 2, 2] + z[0, 3, 1]) / 2,
+                            z[0, 3, 2]])
+    torch.testing.assert_close(m.forward_head(h)[0], expected)
+    assert m(torch.rand(2, 5, 3, 32, 32)).shape == (2, 2)

@@ -18,6 +18,9 @@ from the ``data:`` section of a config.
 * ``ucf101`` / ``hmdb51`` -- ``root``, ``split_dir``, ``split`` (1-3): official train list for
   training, official test list for validation and test.
 * ``kinetics`` -- ``root`` and ``train_csv``, ``val_csv``, ``test_csv``.
+* ``charades`` -- multi-label: ``root`` (``Charades_v1_480``), ``train_csv``, ``val_csv``,
+  ``test_csv`` (``Charades_v1_{train,test}.csv``) and ``classes_file``
+  (``Charades_v1_classes.txt``); items carry per-frame action labels.
 * ``features`` -- a feature cache made by ``vidrnn extract-features`` (``cache``), which
   remembers the annotations it was made from.
 """
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +41,8 @@ from torch.utils.data import DataLoader, Dataset
 from vidrnn.data.digits import DistractorDigits, MovingDigits, MultiLabelDigits
 from vidrnn.data.transforms import build_clip_transform
 from vidrnn.data.video_folder import (VideoClipDataset, VideoSample, collate_clips, read_annotation_list,
-                                      read_hmdb51_split, read_kinetics_csv, read_ucf101_split, scan_video_folder)
+                                      read_charades_csv, read_hmdb51_split, read_kinetics_csv, read_ucf101_split,
+                                      scan_video_folder)
 from vidrnn.errors import ConfigError
 from vidrnn.io.sampling import build_sampler
 
@@ -64,6 +69,7 @@ DATA_DEFAULTS: dict[str, Any] = {
 }
 
 Splits = dict[str, list[VideoSample]]
+_MULTILABEL_SOURCES = {"charades"}  # annotation sources whose videos carry several labels
 _EMBEDDED = {"digits": MovingDigits, "distractors": DistractorDigits, "multilabel_digits": MultiLabelDigits}
 
 
@@ -135,7 +141,7 @@ def resolve_annotations(cfg: dict) -> tuple[Splits, list[str]]:
             out = {}
             for part in ("train", "val", "test"):
                 seg = split.get(part)
-                out[part] = [] if seg is None else [VideoSample(s.path, s.label, s.start, s.end, _frac(seg, part)) for s in samples]
+                out[part] = [] if seg is None else [replace(s, frac=_frac(seg, part)) for s in samples]
             return out, classes
         raise ConfigError(f"data.split.mode={split['mode']!r}: expected 'videos', 'folders' or 'temporal'")
     if src == "list":
@@ -157,15 +163,22 @@ def resolve_annotations(cfg: dict) -> tuple[Splits, list[str]]:
         train, classes = reader(root, split_dir, split=k, subset="train")
         test, _ = reader(root, split_dir, split=k, subset="test")
         return {"train": train, "val": test, "test": test}, classes
-    if src == "kinetics":
+    if src in ("kinetics", "charades"):  # one CSV per split under one video root
         root = need("root")
-        train, classes = read_kinetics_csv(need("train_csv"), root, classes=classes)
+        if src == "kinetics":
+            def read(f, known):
+                return read_kinetics_csv(f, root, classes=known)
+        else:
+            def read(f, known):
+                return read_charades_csv(f, root, classes_file=cfg.get("classes_file"), classes=known)
+        train, classes = read(need("train_csv"), classes)
         out = {"train": train}
         for part in ("val", "test"):
             f = cfg.get(f"{part}_csv")
-            out[part] = read_kinetics_csv(f, root, classes=classes)[0] if f else []
+            out[part] = read(f, classes)[0] if f else []
         return out, classes
-    raise ConfigError(f"data.source={src!r}: expected digits, distractors, multilabel_digits, folder, list, ucf101, hmdb51, kinetics or features")
+    raise ConfigError(f"data.source={src!r}: expected digits, distractors, multilabel_digits, folder, list, ucf101, "
+                      "hmdb51, kinetics, charades or features")
 
 
 class VideoDataModule(L.LightningDataModule):
@@ -215,6 +228,9 @@ class VideoDataModule(L.LightningDataModule):
             if not meta.get("data"):
                 raise ConfigError(f"feature cache {c['cache']} was made from a list of videos without labels; "
                                   "extract it with --config to train from it")
+            if meta["data"].get("source") in _MULTILABEL_SOURCES:
+                raise ConfigError(f"feature cache {c['cache']} was made from multi-label data "
+                                  f"({meta['data']['source']}); train from the videos instead")
             annotations, self.classes = resolve_annotations(meta["data"])
             # The video pipeline that made the features: what predict needs to run on raw video.
             self.cfg.update(sampler=meta["sampler"], test_sampler=meta["sampler"], transform=meta["transform"],
@@ -225,6 +241,7 @@ class VideoDataModule(L.LightningDataModule):
                                                        num_frames=c.get("num_frames"))
             return
         annotations, self.classes = resolve_annotations(c)
+        self.multilabel = c["source"] in _MULTILABEL_SOURCES
         sampler = build_sampler(c["sampler"])
         test_sampler = build_sampler(c["test_sampler"] or c["sampler"])
         for part, samples in annotations.items():
@@ -234,7 +251,8 @@ class VideoDataModule(L.LightningDataModule):
             self.splits[part] = VideoClipDataset(
                 samples, sampler if training else test_sampler, build_clip_transform(c["transform"], training=training),
                 training=training, crop_fraction=float(c["crop_fraction"]) if training else 1.0,
-                decode_size=c["decode_size"], stream=c["stream"], on_error=c["on_error"])
+                decode_size=c["decode_size"], stream=c["stream"], on_error=c["on_error"],
+                num_labels=len(self.classes) if self.multilabel else None)
 
     @property
     def settings(self) -> dict:

@@ -199,7 +199,7 @@ class MultiLabelDigits(Dataset):
         seed: base seed.
 
     Items: ``{"video": (1, T, 3, S, S) in [0, 1], "label": float (10,) multi-hot, "frame_labels":
-    float (T, 10), "index": int}``.
+    float (1, T, 10), "index": int}`` (one view, as the video).
 
     Raises:
         ValueError: unknown split or inconsistent sizes.
@@ -267,4 +267,4 @@ class MultiLabelDigits(Dataset):
         if not 0 <= i < self.num_samples:
             raise IndexError(f"index {i} out of range for {self.num_samples} clips")
         video, frame_labels = self.make(i)
-        return {"video": video[None], "label": frame_labels.amax(0), "frame_labels": frame_labels, "index": i}
+        return {"video": video[None], "label": frame_labels.amax(0), "frame_labels": frame_labels[None], "index": i}

@@ -12,6 +12,8 @@ Annotation sources, all giving a list of :class:`VideoSample` and the class name
     * :func:`read_kinetics_csv` -- Kinetics CSV (``label,youtube_id,time_start,time_end,split``)
       with clips named ``<youtube_id>_<start:06d>_<end:06d>.<ext>`` (the ActivityNet
       downloader's naming), under ``root/<label>/`` or directly under ``root``.
+    * :func:`read_charades_csv` -- Charades (Sigurdsson et al. 2016) ``Charades_v1_*.csv``:
+      multi-label, every action a class with start and end times (``c092 11.90 21.20;...``).
 
 :class:`VideoClipDataset` decodes, samples and transforms clips. A video that fails to
 decode is skipped with a warning (``on_error="skip"``, the default) and reported in the
@@ -48,6 +50,8 @@ __all__ = [
     "read_ucf101_split",
     "read_hmdb51_split",
     "read_kinetics_csv",
+    "read_charades_csv",
+    "action_labels",
     "collate_clips",
 ]
 
@@ -62,6 +66,8 @@ class VideoSample:
         start, end: segment in seconds (``end=None``: to the end of the video).
         frac: segment as fractions of the video's duration, applied after start/end
             (used for temporal train/val crops of the same video).
+        actions: multi-label videos: ``(class index, start s, end s)`` of every action
+            (``label`` is then -1).
     """
 
     path: str
@@ -69,6 +75,7 @@ class VideoSample:
     start: float = 0.0
     end: float | None = None
     frac: tuple[float, float] = (0.0, 1.0)
+    actions: tuple[tuple[int, float, float], ...] = ()
 
     @property
     def key(self) -> str:
@@ -328,6 +335,97 @@ def read_kinetics_csv(
     return out, classes
 
 
+def read_charades_csv(
+    csv_file: str | os.PathLike,
+    root: str | os.PathLike,
+    *,
+    classes_file: str | os.PathLike | None = None,
+    classes: Sequence[str] | None = None,
+    extensions: Sequence[str] = (".mp4", ".webm", ".mkv", ".avi"),
+    skip_missing: bool = True,
+) -> tuple[list[VideoSample], list[str]]:
+    """Charades annotations (Sigurdsson et al., ECCV 2016; 157 action classes, multi-label).
+
+    The CSV (``Charades_v1_train.csv`` / ``Charades_v1_test.csv``) has columns ``id`` and
+    ``actions``: ``;``-separated ``<code> <start s> <end s>`` (e.g. ``c092 11.90 21.20``; may
+    be empty); the video is ``root/<id>.<ext>`` (``Charades_v1_480/``). The classes file
+    (``Charades_v1_classes.txt``) has lines ``c000 Holding some clothes``; class names are its
+    descriptions in file order. Without it, the classes are action codes: ``classes`` (e.g.
+    those of the training CSV, so that every split indexes alike) or the codes found in this
+    CSV, sorted.
+
+    Returns:
+        ``(samples, classes)``: one :class:`VideoSample` per video with ``label=-1`` and
+        ``actions`` as ``(class index, start, end)``.
+
+    Raises:
+        FileNotFoundError: the CSV or classes file, or (``skip_missing=False``) a video, is
+            missing.
+        ValueError: no ``id``/``actions`` columns, a malformed action (file and row named), or
+            an action code the classes file does not list.
+    """
+    csv_file, root = Path(csv_file), Path(root)
+    if not csv_file.is_file():
+        raise FileNotFoundError(f"Charades CSV not found: {csv_file}")
+    with open(csv_file, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if not rows or not {"id", "actions"} <= set(rows[0]):
+        raise ValueError(f"{csv_file}: expected columns 'id' and 'actions', found "
+                         f"{sorted(rows[0]) if rows else 'no rows'}")
+    parsed = []
+    for n, r in enumerate(rows, 2):  # row 1 is the header
+        acts = []
+        for a in filter(None, (x.strip() for x in (r["actions"] or "").split(";"))):
+            parts = a.split()
+            try:
+                acts.append((parts[0], float(parts[1]), float(parts[2])))
+            except (IndexError, ValueError):
+                raise ValueError(f"{csv_file}:{n}: action {a!r} is not '<code> <start> <end>'") from None
+        parsed.append((r["id"], acts))
+    if classes_file is not None:
+        cf = Path(classes_file)
+        if not cf.is_file():
+            raise FileNotFoundError(f"Charades classes file not found: {cf}")
+        lines = [ln.split(None, 1) for ln in cf.read_text().splitlines() if ln.strip()]
+        codes = [ln[0] for ln in lines]
+        classes = [ln[1].strip() if len(ln) > 1 else ln[0] for ln in lines]
+    else:
+        codes = list(classes) if classes is not None else sorted({c for _, acts in parsed for c, _, _ in acts})
+        classes = list(codes)
+    index = {c: i for i, c in enumerate(codes)}
+    out, missing = [], 0
+    for vid, acts in parsed:
+        unknown = [c for c, _, _ in acts if c not in index]
+        if unknown:
+            raise ValueError(f"{csv_file}: video {vid}: action code {unknown[0]!r} is not in the classes "
+                             f"({classes_file or 'given class codes'})")
+        path = next((root / (vid + ext) for ext in extensions if (root / (vid + ext)).is_file()), None)
+        if path is None:
+            if not skip_missing:
+                raise FileNotFoundError(f"{csv_file}: no video file {vid}{{{','.join(extensions)}}} under {root}")
+            missing += 1
+            continue
+        out.append(VideoSample(str(path), -1, actions=tuple((index[c], a, b) for c, a, b in acts)))
+    if missing:
+        log.warning("%s: %d of %d videos are missing under %s and were skipped", csv_file, missing, len(rows), root)
+    return out, classes
+
+
+def action_labels(actions: Sequence[tuple[int, float, float]], times: np.ndarray | torch.Tensor,
+                  num_classes: int) -> torch.Tensor:
+    """Multi-hot labels of the frames at ``times``: class ``c`` is on while an action of ``c``
+    lasts (``start <= time <= end``).
+
+    Shape:
+        times ``(...)`` seconds -> ``(..., num_classes)`` float.
+    """
+    t = torch.as_tensor(np.asarray(times, dtype=np.float64))
+    out = torch.zeros(*t.shape, num_classes)
+    for c, a, b in actions:
+        out[..., c] = torch.maximum(out[..., c], ((t >= a) & (t <= b)).float())
+    return out
+
+
 class VideoClipDataset(Dataset):
     """Decoded, sampled, transformed clips of annotated videos.
 
@@ -342,9 +440,13 @@ class VideoClipDataset(Dataset):
             decoding at full size and resizing later); ``None`` keeps the decoded size.
         stream: video stream index (None = the best one).
         on_error: ``"skip"`` (warn, and report the path in the batch) or ``"raise"``.
+        num_labels: multi-label data (samples with ``actions``): the number of classes K.
 
     Items are dicts: ``video`` float ``(V, T, C, S, S)`` (V views, 1 in training),
     ``label`` int, ``index`` int; or ``{"skipped": path, "error": message}`` for a bad video.
+    Multi-label (``num_labels``): ``label`` float ``(K,)`` multi-hot over all the video's
+    actions, and ``frame_labels`` float ``(V, T, K)``: the actions under way at each sampled
+    frame.
     """
 
     def __init__(
@@ -358,6 +460,7 @@ class VideoClipDataset(Dataset):
         decode_size: int | None = None,
         stream: int | None = None,
         on_error: str = "skip",
+        num_labels: int | None = None,
     ):
         if on_error not in ("skip", "raise"):
             raise ValueError(f"on_error={on_error!r}: expected 'skip' or 'raise'")
@@ -371,6 +474,7 @@ class VideoClipDataset(Dataset):
         self.decode_size = decode_size
         self.stream = stream
         self.on_error = on_error
+        self.num_labels = num_labels
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -387,8 +491,9 @@ class VideoClipDataset(Dataset):
             b = a + w
         return a, b
 
-    def load(self, i: int, rng: np.random.Generator | None = None) -> torch.Tensor:
-        """Decoded clip views of sample ``i``: uint8 ``(V, T, 3, H, W)``."""
+    def load(self, i: int, rng: np.random.Generator | None = None, *, return_times: bool = False):
+        """Decoded clip views of sample ``i``: uint8 ``(V, T, 3, H, W)`` (and their times in
+        seconds ``(V, T)`` with ``return_times``)."""
         s = self.samples[i]
         rng = rng or np.random.default_rng()
         with VideoReader(s.path, stream=self.stream, size=self.decode_size, threads=1) as r:
@@ -400,20 +505,26 @@ class VideoClipDataset(Dataset):
             except ValueError as e:
                 raise VideoDecodeError(s.path, str(e)) from e
             frames, _ = r.get_frames_at(times.reshape(-1))
-        return frames.unflatten(0, times.shape)  # (V, T, 3, H, W)
+        frames = frames.unflatten(0, times.shape)  # (V, T, 3, H, W)
+        return (frames, times) if return_times else frames
 
     def __getitem__(self, i: int) -> dict:
         s = self.samples[i]
         rng = np.random.default_rng(torch.randint(0, 2**62, ()).item()) if self.training else np.random.default_rng(i)
         try:
-            views = self.load(i, rng)
+            views, times = self.load(i, rng, return_times=True)
         except (VideoDecodeError, FileNotFoundError, OSError) as e:
             if self.on_error == "raise":
                 raise
             log.warning("skipping bad video %s: %s", s.path, e)
             return {"skipped": s.path, "error": str(e)}
         video = torch.stack([self.transform(v) for v in views])  # (V, T, C, S, S)
-        return {"video": video, "label": s.label, "index": i}
+        if self.num_labels is None:
+            return {"video": video, "label": s.label, "index": i}
+        label = torch.zeros(self.num_labels)
+        label[[c for c, _, _ in s.actions]] = 1.0  # video level: every action of the video
+        return {"video": video, "label": label, "frame_labels": action_labels(s.actions, times, self.num_labels),
+                "index": i}
 
 
 def collate_clips(items: list[dict]) -> dict:
@@ -427,7 +538,7 @@ def collate_clips(items: list[dict]) -> dict:
         ``views`` int64 ``(B,)`` views per video, ``label`` int64 ``(B,)`` (float ``(B, K)``
         multi-hot when the items' labels are tensors), ``index`` int64 ``(B,)``, ``skipped``
         list of paths that failed to load; ``box`` ``(B, T, 4)`` when the items carry target
-        boxes; ``frame_labels`` ``(B, T, K)`` when they carry per-frame multi-hot labels.
+        boxes; ``frame_labels`` ``(sum V, T, K)`` when they carry per-frame multi-hot labels.
     """
     good = [it for it in items if "skipped" not in it]
     skipped = [it["skipped"] for it in items if "skipped" in it]
@@ -448,6 +559,8 @@ def collate_clips(items: list[dict]) -> dict:
     }
     if "box" in good[0]:  # target boxes (B, T, 4) of datasets that have them (DistractorDigits)
         out["box"] = torch.stack([it["box"] for it in good])
-    if "frame_labels" in good[0]:  # per-frame multi-hot labels (B, T, K) (MultiLabelDigits)
-        out["frame_labels"] = torch.stack([it["frame_labels"] for it in good])
+    if "frame_labels" in good[0]:  # per-frame multi-hot labels of every view (sum V, T, K), padded as the clips
+        fls = [it["frame_labels"] for it in good]
+        out["frame_labels"] = torch.cat([f if f.shape[1] == T else torch.cat([f, f[:, -1:].expand(-1, T - f.shape[1], -1)], 1)
+                                         for f in fls])
     return out

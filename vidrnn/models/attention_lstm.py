@@ -19,7 +19,9 @@
   Andriluka, Mori, Fei-Fei, "Every Moment Counts: Dense Detailed Labeling of Actions in
   Complex Videos", IJCV 2017, arXiv:1507.05738): at each step the previous hidden state
   queries a window of the N most recent frame features (additive attention); the LSTM reads
-  the attended context; a prediction at every frame. ``multilabel=True`` makes per-frame
+  the attended context (deviation: together with the current frame's features); a
+  prediction at every frame, or with ``output_window=M`` the paper's multiple outputs (step t
+  predicts frames t−M+1..t, each frame's logits averaged over the steps that predicted it). ``multilabel=True`` makes per-frame
   outputs independent sigmoids (:meth:`forward_frames` gives their logits; the video-level
   output is the logit of their mean), trained against per-frame multi-hot labels
   (``data.source: multilabel_digits``, the task's ``frame_mAP``).
@@ -103,9 +105,8 @@ class SoftAttentionLSTM(FrameOutputClassifier):
         reinforce_scope: hard attention: ``"attention"`` -- the REINFORCE term trains the
             attention scorer only (its query state and keys are detached, as the location
             network of Mnih et al. 2014's RAM); ``"all"`` -- it also reaches the LSTM and the
-            encoder through the query and the keys (Xu et al.). With ``"all"`` the noisy
-            policy gradient reached the encoder and the classifier collapsed to uniform outputs
-            on the distractor task.
+            encoder through the query and the keys (Xu et al.); on the distractor task it
+            learned more slowly (see ``configs/hard_attention_distractors.yaml``).
 
     Shape:
         video ``(B, T, 3, H, W)`` -> logits ``(B, K)``; ``forward_frames`` -> ``(B, T, K)``;
@@ -245,6 +246,10 @@ class TemporalAttentionLSTM(FrameOutputClassifier):
         attention_size: hidden size of the additive attention.
         dropout: on the LSTM output.
         multilabel: per-frame sigmoids instead of a softmax (see module docstring).
+        output_window: M, MultiLSTM's multiple outputs: the output at step t predicts the
+            M frames t−M+1..t, and each frame's score is the mean of the logits predicted for
+            it (at steps s..s+M−1, those inside the clip); a frame's score thus also uses up to
+            M−1 later frames (offline labelling, as the paper). 1: step t predicts frame t.
 
     Shape:
         video ``(B, T, 3, H, W)`` -> logits ``(B, K)``; ``forward_frames`` -> ``(B, T, K)``;
@@ -253,16 +258,19 @@ class TemporalAttentionLSTM(FrameOutputClassifier):
     """
 
     def __init__(self, encoder: FrameEncoder, num_classes: int, *, window: int = 5, hidden_size: int = 256,
-                 attention_size: int = 128, dropout: float = 0.0, multilabel: bool = False):
+                 attention_size: int = 128, dropout: float = 0.0, multilabel: bool = False,
+                 output_window: int = 1):
         super().__init__(encoder, num_classes, "mean")
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
+        if output_window < 1:
+            raise ValueError(f"output_window must be >= 1, got {output_window}")
         D = encoder.feature_dim
-        self.window, self.multilabel = window, multilabel
+        self.window, self.multilabel, self.output_window = window, multilabel, output_window
         self.attn = AdditiveAttention(hidden_size, D, attention_size)
         self.cell = nn.LSTMCell(2 * D, hidden_size)  # [attended context; current frame]
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(hidden_size, num_classes)
+        self.fc = nn.Linear(hidden_size, num_classes * output_window)
         self.last_attention: torch.Tensor | None = None
 
     def forward_features(self, feats: torch.Tensor) -> torch.Tensor:
@@ -287,7 +295,20 @@ class TemporalAttentionLSTM(FrameOutputClassifier):
         return torch.stack(outs, dim=1)
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.dropout(x))
+        """LSTM outputs ``(B, T, H)`` -> per-frame logits ``(B, T, K)``."""
+        z = self.fc(self.dropout(x))
+        M = self.output_window
+        if M == 1:
+            return z
+        B, T, _ = z.shape
+        z = z.view(B, T, M, -1)  # slot m of step t predicts frame t - (M - 1) + m
+        shifted, counts = [], []
+        for m in range(M):
+            d = M - 1 - m  # frame s gets slot m from step s + d
+            if d < T:
+                shifted.append(F.pad(z[:, d:, m], (0, 0, 0, d)))
+                counts.append(F.pad(z.new_ones(T - d), (0, d)))
+        return torch.stack(shifted).sum(0) / torch.stack(counts).sum(0)[None, :, None]
 
     def forward_frames(self, video: torch.Tensor, return_attention: bool = False):
         out = super().forward_frames(video)

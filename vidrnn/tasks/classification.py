@@ -5,11 +5,12 @@
   LRCN's average, linearly growing for Ng et al.'s weighting), as in the papers.
 * Multi-label (``multilabel=True``, multi-hot ``(B, K)`` labels; the model must have
   sigmoid outputs, ``model.multilabel``): binary cross-entropy, per frame against the batch's
-  ``frame_labels`` ``(B, T, K)`` when it has them (MultiLSTM's dense labelling), else per
-  video against the mean of the per-frame probabilities.
+  ``frame_labels`` ``(V_total, T, K)`` when it has them (MultiLSTM's dense labelling), else
+  per video against the mean of the per-frame probabilities.
 * Metrics (torchmetrics): ``top1``, ``top5`` (micro accuracy) and ``mean_class_accuracy``
   (macro recall), logged as ``train/``, ``val/``, ``test/``; multi-label: ``mAP`` (mean over
-  classes of the average precision of the video-level scores) and, with per-frame labels,
+  the classes that occur of the average precision of the video-level scores,
+  :class:`vidrnn.metrics.multilabel.MeanAveragePrecision`) and, with per-frame labels,
   ``frame_mAP`` (the same over all frames, as MultiTHUMOS reports).
 * Evaluation is video-level: the softmax (multi-label: sigmoid) outputs of all views (clips)
   of a video are averaged before the metrics (LRCN tests 16-frame clips with stride 8 and
@@ -31,7 +32,9 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 from torchmetrics import MetricCollection
-from torchmetrics.classification import MulticlassAccuracy, MultilabelAveragePrecision
+from torchmetrics.classification import MulticlassAccuracy
+
+from vidrnn.metrics.multilabel import MeanAveragePrecision
 
 from vidrnn.registry import create_model
 from vidrnn.tasks.optim import configure_optimizer
@@ -58,7 +61,7 @@ def average_views(logits: torch.Tensor, views: torch.Tensor, multilabel: bool = 
 
 def _metrics(num_classes: int, prefix: str, multilabel: bool = False) -> MetricCollection:
     if multilabel:
-        return MetricCollection({"mAP": MultilabelAveragePrecision(num_classes, average="macro")}, prefix=prefix)
+        return MetricCollection({"mAP": MeanAveragePrecision(num_classes)}, prefix=prefix)
     return MetricCollection({
         "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
         "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
@@ -114,8 +117,8 @@ class ClassificationTask(L.LightningModule):
         self.val_metrics = _metrics(K, "val/", multilabel)
         self.test_metrics = _metrics(K, "test/", multilabel)
         # per-frame mAP of dense multi-label data (batches with frame_labels)
-        self.val_frame_map = MultilabelAveragePrecision(K, average="macro") if multilabel else None
-        self.test_frame_map = MultilabelAveragePrecision(K, average="macro") if multilabel else None
+        self.val_frame_map = MeanAveragePrecision(K) if multilabel else None
+        self.test_frame_map = MeanAveragePrecision(K) if multilabel else None
         self.skipped_videos: set[str] = set()
 
     # ------------------------------------------------------------------ forward
@@ -168,8 +171,8 @@ class ClassificationTask(L.LightningModule):
     @staticmethod
     def _frame_targets(batch, frames: torch.Tensor | None) -> torch.Tensor | None:
         """The batch's per-frame multi-hot labels when they line up with the model's frames."""
-        fl = batch.get("frame_labels")
-        if fl is None or frames is None or bool((batch["views"] != 1).any()) or fl.shape != frames.shape:
+        fl = batch.get("frame_labels")  # (V_total, T, K), one row per view as the frames
+        if fl is None or frames is None or fl.shape != frames.shape:
             return None
         return fl.to(frames.device)
 
