@@ -406,7 +406,7 @@ def _write_attention(pred, video, out_dir: Path) -> dict:
         ok = truth == label
         title += f" | true {truth} {'(right)' if ok else '(wrong)'}"
         colour = (120, 255, 120) if ok else (255, 110, 110)
-    scale = max(1, 256 // a["frames"].shape[-1])
+    scale = max(1, -(-320 // a["frames"].shape[-1]))  # at least 320 px wide
     mp4, gif = write_attention_video(a["frames"], out_dir / Path(video).stem, spatial=a["spatial"],
                                      map_size=a["map_size"], temporal=a["temporal"], title=title,
                                      title_colour=colour, scale=scale)

@@ -35,7 +35,6 @@ from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from vidrnn.metrics.multilabel import MeanAveragePrecision
-
 from vidrnn.registry import create_model
 from vidrnn.tasks.optim import configure_optimizer
 
