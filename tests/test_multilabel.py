@@ -27,6 +27,8 @@ def test_multilabel_digits_labels_follow_events_and_outlast_occlusion():
         hidden_but_labelled += int((blank & (fl.sum(1) > 0)).sum())
         assert not (~blank & (fl.sum(1) == 0)).any()  # nothing shown outside events
     assert hidden_but_labelled > 0
+    video, fl, visible = d.make(0, return_visible=True)
+    assert not (visible & (fl == 0)).any() and (visible.any(1) == (video.flatten(1).amax(1) > 0)).all()
     torch.testing.assert_close(MultiLabelDigits("train", 5)[3]["video"], d[3]["video"])  # deterministic
     with pytest.raises(ValueError, match="max_events"):
         MultiLabelDigits("train", 5, max_events=5)

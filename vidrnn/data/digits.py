@@ -238,8 +238,9 @@ class MultiLabelDigits(Dataset):
     def __len__(self) -> int:
         return self.num_samples
 
-    def make(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Clip ``i``: ``(video (T, 3, S, S), frame_labels (T, 10))``."""
+    def make(self, i: int, return_visible: bool = False):
+        """Clip ``i``: ``(video (T, 3, S, S), frame_labels (T, 10))``, and with
+        ``return_visible`` also ``visible`` bool ``(T, 10)``: the class's digit is drawn."""
         rng = np.random.default_rng([self.seed, 200 + self._split_id, i])
         T, S, D = self.num_frames, self.size, self.digit_size
         n = int(rng.integers(1, self.max_events + 1))
@@ -247,6 +248,7 @@ class MultiLabelDigits(Dataset):
         quadrants = rng.permutation(4)[:n]
         video = torch.zeros(T, 3, S, S)
         frame_labels = torch.zeros(T, 10)
+        visible = torch.zeros(T, 10, dtype=torch.bool)
         half = S // 2
         for c, q in zip(classes, quadrants):
             digit = self._digits[rng.choice(self._by_class[c])]
@@ -261,7 +263,8 @@ class MultiLabelDigits(Dataset):
             for t in range(start, start + duration):
                 if shown[t - start]:
                     video[t, :, y:y + D, x:x + D] = digit[None] * colour
-        return video, frame_labels
+                    visible[t, c] = True
+        return (video, frame_labels, visible) if return_visible else (video, frame_labels)
 
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < self.num_samples:
