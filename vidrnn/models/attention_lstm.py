@@ -105,8 +105,8 @@ class SoftAttentionLSTM(FrameOutputClassifier):
         reinforce_scope: hard attention: ``"attention"`` -- the REINFORCE term trains the
             attention scorer only (its query state and keys are detached, as the location
             network of Mnih et al. 2014's RAM); ``"all"`` -- it also reaches the LSTM and the
-            encoder through the query and the keys (Xu et al.); on the distractor task it
-            learned more slowly (see ``configs/hard_attention_distractors.yaml``).
+            encoder through the query and the keys (Xu et al.). On the distractor task both
+            learn (20 epochs, one seed each: test top-1 0.71 vs 0.64).
 
     Shape:
         video ``(B, T, 3, H, W)`` -> logits ``(B, K)``; ``forward_frames`` -> ``(B, T, K)``;
