@@ -200,6 +200,8 @@ def test_stacked_gru_rcn_level_reads_the_level_below():
         torch.testing.assert_close(m.forward_frames(video), expected)
     with pytest.raises(ValueError, match="two or more levels"):
         create_model("convgru_rcn_tiny", stacked=True)
+    with pytest.raises(ValueError, match="largest map to the smallest"):
+        create_model("stacked_convgru_rcn_tiny", levels=[-1, -2])
 
 
 def test_multilstm_output_window_averages_the_predictions_made_for_each_frame():

@@ -39,6 +39,16 @@ def test_collate_stacks_multi_hot_and_frame_labels():
     b = collate_clips([d[0], d[1], d[2]])
     assert b["label"].shape == (3, 10) and b["label"].dtype == torch.float32
     assert b["frame_labels"].shape == (3, 16, 10)  # (views, T, K)
+    # two views of 3 frames and one view of 2: labels follow the clips, padded like them
+    a = {"video": torch.zeros(2, 3, 3, 4, 4), "label": torch.tensor([1.0, 0.0]), "index": 0,
+         "frame_labels": torch.tensor([[[1.0, 0], [0, 1], [1, 1]], [[0.0, 0], [1, 0], [0, 0]]])}
+    c = {"video": torch.zeros(1, 2, 3, 4, 4), "label": torch.tensor([0.0, 1.0]), "index": 1,
+         "frame_labels": torch.tensor([[[0.0, 1], [1, 0]]])}
+    b = collate_clips([a, c])
+    assert b["video"].shape == (3, 3, 3, 4, 4) and b["views"].tolist() == [2, 1]
+    torch.testing.assert_close(b["frame_labels"], torch.cat([a["frame_labels"], torch.tensor([[[0.0, 1], [1, 0], [1, 0]]])]))
+    single = collate_clips([{"video": torch.zeros(1, 2, 3, 4, 4), "label": torch.tensor(3), "index": 0}])
+    assert single["label"].dtype == torch.int64 and single["label"].tolist() == [3]  # 0-dim tensor: a class index
 
 
 def test_multilabel_aggregate_is_the_logit_of_the_mean_probability():
@@ -60,6 +70,15 @@ def test_task_trains_per_frame_bce_and_logs_map():
     task._eval_step(batch, task.val_metrics, "val")
     assert 0.0 <= float(task.val_metrics.compute()["val/mAP"]) <= 1.0
     assert task.val_frame_map.update_count == 1
+    logged = {}
+    task.log = lambda name, value, **kw: logged.__setitem__(name, value)
+    with torch.no_grad():
+        task._eval_step(batch, task.val_metrics, "val")
+        p = task.model(batch["video"]).sigmoid().clamp(1e-6, 1 - 1e-6)
+    torch.testing.assert_close(logged["val/loss"], torch.nn.functional.binary_cross_entropy(p, batch["label"]))
+    bad = {**batch, "frame_labels": batch["frame_labels"][:, :-1]}
+    with pytest.raises(ValueError, match=r"frame_labels \(4, 15, 10\) do not line up"):
+        task._eval_step(bad, task.val_metrics, "val")
     with pytest.raises(ValueError, match="no multi-label outputs"):
         ClassificationTask("lrcn_tiny", {}, ["a", "b"], multilabel=True)
 

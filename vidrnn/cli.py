@@ -403,7 +403,7 @@ def _write_attention(pred, video, out_dir: Path) -> dict:
         title = f"pred {label}"
     colour = (255, 255, 255)
     if truth is not None:
-        ok = truth == label
+        ok = truth in label.split(",") if pred.multilabel else truth == label
         title += f" | true {truth} {'(right)' if ok else '(wrong)'}"
         colour = (120, 255, 120) if ok else (255, 110, 110)
     scale = max(1, -(-320 // a["frames"].shape[-1]))  # at least 320 px wide

@@ -553,7 +553,8 @@ def collate_clips(items: list[dict]) -> dict:
         key: torch.cat(xs),
         "views": torch.tensor([len(x) for x in xs]),
         "label": (torch.stack([torch.as_tensor(it["label"], dtype=torch.float32) for it in good])
-                  if torch.is_tensor(good[0]["label"]) else torch.tensor([it["label"] for it in good])),
+                  if torch.is_tensor(good[0]["label"]) and good[0]["label"].dim() > 0
+                  else torch.tensor([int(it["label"]) for it in good])),
         "index": torch.tensor([it["index"] for it in good]),
         "skipped": skipped,
     }

@@ -102,11 +102,12 @@ class SoftAttentionLSTM(FrameOutputClassifier):
         motion_keys: content scores also see ``X_{t,i} − X_{t−1,i}`` (what changed at each
             region; a deviation for tasks where motion says where to look).
         attention_size: hidden size of the content scorer.
-        reinforce_scope: hard attention: ``"attention"`` -- the REINFORCE term trains the
-            attention scorer only (its query state and keys are detached, as the location
-            network of Mnih et al. 2014's RAM); ``"all"`` -- it also reaches the LSTM and the
-            encoder through the query and the keys (Xu et al.). On the distractor task both
-            learn (20 epochs, one seed each: test top-1 0.71 vs 0.64).
+        reinforce_scope: hard attention: ``"all"`` (Xu et al.) -- the REINFORCE term reaches
+            the attention scorer, the LSTM and the encoder (through the query and the keys);
+            ``"attention"`` -- it trains the attention scorer only (query state and keys
+            detached, as the location network of Mnih et al. 2014's RAM). On the distractor
+            task both learn (20 epochs, one seed each: test top-1 0.64 all, 0.71 attention;
+            the configs use ``attention``).
 
     Shape:
         video ``(B, T, 3, H, W)`` -> logits ``(B, K)``; ``forward_frames`` -> ``(B, T, K)``;
@@ -121,7 +122,7 @@ class SoftAttentionLSTM(FrameOutputClassifier):
     def __init__(self, encoder: FrameEncoder, num_classes: int, *, map_size: int = 7, hidden_size: int = 512,
                  dropout: float = 0.5, attention: str = "soft", penalty: float = 1.0, soft_prob: float = 0.5,
                  entropy_weight: float = 0.01, baseline_decay: float = 0.9, score: str = "location",
-                 motion_keys: bool = False, attention_size: int = 128, reinforce_scope: str = "attention"):
+                 motion_keys: bool = False, attention_size: int = 128, reinforce_scope: str = "all"):
         super().__init__(encoder, num_classes, "mean")
         if attention not in ("soft", "hard"):
             raise ValueError(f"attention={attention!r}: expected 'soft' or 'hard'")
@@ -375,6 +376,10 @@ class ConvRNNClassifier(FrameOutputClassifier):
             probe = torch.zeros(1, 1, 3, 64, 64, device=encoder.mean.device)
             maps = encoder.forward_levels(probe, self.levels)
             encoder.train(was)
+        sizes = [tuple(m.shape[-2:]) for m in maps]
+        if self.stacked and any(b[0] > a[0] or b[1] > a[1] for a, b in zip(sizes, sizes[1:])):
+            raise ValueError(f"stacked=True reads each level's state into the next, so levels must go from the "
+                             f"largest map to the smallest; levels={self.levels} give maps {sizes}")
         return [m.shape[2] for m in maps]
 
     def encode(self, video: torch.Tensor):

@@ -171,8 +171,11 @@ class ClassificationTask(L.LightningModule):
     def _frame_targets(batch, frames: torch.Tensor | None) -> torch.Tensor | None:
         """The batch's per-frame multi-hot labels when they line up with the model's frames."""
         fl = batch.get("frame_labels")  # (V_total, T, K), one row per view as the frames
-        if fl is None or frames is None or fl.shape != frames.shape:
+        if fl is None or frames is None:
             return None
+        if fl.shape != frames.shape:
+            raise ValueError(f"the batch's frame_labels {tuple(fl.shape)} do not line up with the model's per-frame "
+                             f"outputs {tuple(frames.shape)} (views x frames x classes)")
         return fl.to(frames.device)
 
     def _multilabel_training_step(self, batch, logits, frames, y):
@@ -205,7 +208,8 @@ class ClassificationTask(L.LightningModule):
         y = batch["label"]
         if self.multilabel:
             p = logp.exp().clamp(1e-6, 1 - 1e-6)
-            loss = F.binary_cross_entropy(p, y.float())
+            y = y.float()  # BCE by hand: F.binary_cross_entropy refuses to run under CUDA autocast
+            loss = -(y * p.log() + (1 - y) * torch.log1p(-p)).mean()
             metrics.update(p, y.long())
             fl = self._frame_targets(batch, frames)
             if fl is not None:
