@@ -47,6 +47,7 @@ def test_collate_stacks_multi_hot_and_frame_labels():
     b = collate_clips([a, c])
     assert b["video"].shape == (3, 3, 3, 4, 4) and b["views"].tolist() == [2, 1]
     torch.testing.assert_close(b["frame_labels"], torch.cat([a["frame_labels"], torch.tensor([[[0.0, 1], [1, 0], [1, 0]]])]))
+    assert b["frame_mask"].tolist() == [[True, True, True], [True, True, True], [True, True, False]]
     single = collate_clips([{"video": torch.zeros(1, 2, 3, 4, 4), "label": torch.tensor(3), "index": 0}])
     assert single["label"].dtype == torch.int64 and single["label"].tolist() == [3]  # 0-dim tensor: a class index
 
@@ -67,6 +68,10 @@ def test_task_trains_per_frame_bce_and_logs_map():
     logits, frames = task.forward_views(batch)
     expected = torch.nn.functional.binary_cross_entropy_with_logits(frames, batch["frame_labels"])
     torch.testing.assert_close(task._multilabel_training_step(batch, logits, frames, batch["label"]), expected)
+    masked = {**batch, "frame_mask": batch["frame_mask"].clone()}
+    masked["frame_mask"][:, 10:] = False  # as if every clip were padded after frame 10
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(frames[:, :10], batch["frame_labels"][:, :10])
+    torch.testing.assert_close(task._multilabel_training_step(masked, logits, frames, batch["label"]), expected)
     task._eval_step(batch, task.val_metrics, "val")
     assert 0.0 <= float(task.val_metrics.compute()["val/mAP"]) <= 1.0
     assert task.val_frame_map.update_count == 1

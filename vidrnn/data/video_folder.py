@@ -538,7 +538,8 @@ def collate_clips(items: list[dict]) -> dict:
         ``views`` int64 ``(B,)`` views per video, ``label`` int64 ``(B,)`` (float ``(B, K)``
         multi-hot when the items' labels are tensors), ``index`` int64 ``(B,)``, ``skipped``
         list of paths that failed to load; ``box`` ``(B, T, 4)`` when the items carry target
-        boxes; ``frame_labels`` ``(sum V, T, K)`` when they carry per-frame multi-hot labels.
+        boxes; ``frame_labels`` ``(sum V, T, K)`` when they carry per-frame multi-hot labels,
+        with ``frame_mask`` bool ``(sum V, T)``: False at padded steps.
     """
     good = [it for it in items if "skipped" not in it]
     skipped = [it["skipped"] for it in items if "skipped" in it]
@@ -548,9 +549,8 @@ def collate_clips(items: list[dict]) -> dict:
         return {"video": None, "views": empty, "label": empty, "index": empty, "skipped": skipped}
     xs = [it[key] for it in good]
     T = max(x.shape[1] for x in xs)
-    xs = [x if x.shape[1] == T else torch.cat([x, x[:, -1:].expand(-1, T - x.shape[1], *x.shape[2:])], 1) for x in xs]
     out = {
-        key: torch.cat(xs),
+        key: torch.cat([_pad_time(x, T) for x in xs]),
         "views": torch.tensor([len(x) for x in xs]),
         "label": (torch.stack([torch.as_tensor(it["label"], dtype=torch.float32) for it in good])
                   if torch.is_tensor(good[0]["label"]) and good[0]["label"].dim() > 0
@@ -561,7 +561,11 @@ def collate_clips(items: list[dict]) -> dict:
     if "box" in good[0]:  # target boxes (B, T, 4) of datasets that have them (DistractorDigits)
         out["box"] = torch.stack([it["box"] for it in good])
     if "frame_labels" in good[0]:  # per-frame multi-hot labels of every view (sum V, T, K), padded as the clips
-        fls = [it["frame_labels"] for it in good]
-        out["frame_labels"] = torch.cat([f if f.shape[1] == T else torch.cat([f, f[:, -1:].expand(-1, T - f.shape[1], -1)], 1)
-                                         for f in fls])
+        out["frame_labels"] = torch.cat([_pad_time(it["frame_labels"], T) for it in good])
+        out["frame_mask"] = torch.cat([(torch.arange(T) < x.shape[1]).expand(len(x), T) for x in xs])
     return out
+
+
+def _pad_time(x: torch.Tensor, T: int) -> torch.Tensor:
+    """``(V, t, ...)`` -> ``(V, T, ...)`` by repeating the last step."""
+    return x if x.shape[1] == T else torch.cat([x, x[:, -1:].expand(-1, T - x.shape[1], *x.shape[2:])], 1)

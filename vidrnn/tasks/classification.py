@@ -168,20 +168,24 @@ class ClassificationTask(L.LightningModule):
         return loss
 
     @staticmethod
-    def _frame_targets(batch, frames: torch.Tensor | None) -> torch.Tensor | None:
-        """The batch's per-frame multi-hot labels when they line up with the model's frames."""
-        fl = batch.get("frame_labels")  # (V_total, T, K), one row per view as the frames
+    def _frame_targets(batch, frames: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The batch's per-frame multi-hot labels ``(V_total, T, K)`` and the mask of real (not
+        padded) frames ``(V_total, T)``, when the batch has per-frame labels."""
+        fl = batch.get("frame_labels")  # one row per view, as the frames
         if fl is None or frames is None:
             return None
         if fl.shape != frames.shape:
             raise ValueError(f"the batch's frame_labels {tuple(fl.shape)} do not line up with the model's per-frame "
                              f"outputs {tuple(frames.shape)} (views x frames x classes)")
-        return fl.to(frames.device)
+        mask = batch.get("frame_mask")
+        mask = torch.ones(fl.shape[:2], dtype=torch.bool) if mask is None else mask
+        return fl.to(frames.device), mask.to(frames.device)
 
     def _multilabel_training_step(self, batch, logits, frames, y):
-        fl = self._frame_targets(batch, frames)
-        if fl is not None:  # dense labelling: every frame against its own labels
-            loss = F.binary_cross_entropy_with_logits(frames.float(), fl)
+        targets = self._frame_targets(batch, frames)
+        if targets is not None:  # dense labelling: every real frame against its own labels
+            fl, mask = targets
+            loss = F.binary_cross_entropy_with_logits(frames.float()[mask], fl[mask])
         else:
             loss = F.binary_cross_entropy_with_logits(logits.float(), y)
         if hasattr(self.model, "auxiliary_loss"):
@@ -211,10 +215,11 @@ class ClassificationTask(L.LightningModule):
             y = y.float()  # BCE by hand: F.binary_cross_entropy refuses to run under CUDA autocast
             loss = -(y * p.log() + (1 - y) * torch.log1p(-p)).mean()
             metrics.update(p, y.long())
-            fl = self._frame_targets(batch, frames)
-            if fl is not None:
+            targets = self._frame_targets(batch, frames)
+            if targets is not None:
+                fl, mask = targets
                 frame_map = self.val_frame_map if stage == "val" else self.test_frame_map
-                frame_map.update(frames.float().sigmoid().flatten(0, 1), fl.flatten(0, 1).long())
+                frame_map.update(frames.float().sigmoid()[mask], fl[mask].long())
         else:
             loss = F.nll_loss(logp, y)
             metrics.update(logp, y)
