@@ -99,10 +99,11 @@ def test_fit_test_predict_multilabel(tmp_path, shared_data):
     assert {"val/mAP", "val/frame_mAP", "test/mAP", "test/frame_mAP"} <= set(metrics)
     clip = shared_data / "videos" / "clips" / "ucf101_xvid_320x240.avi"
     out = tmp_path / "p.json"
-    assert main(["predict", str(run / "checkpoints" / "best.ckpt"), str(clip), "--no-timeline", "--output", str(out),
+    assert main(["predict", str(run / "checkpoints" / "best.ckpt"), str(clip), "--timeline", "--output", str(out),
                  "--attention", str(tmp_path / "att")]) == 0
     res = json.loads(out.read_text())["results"][0]
     assert "present" in res and all(0 <= t["prob"] <= 1 for t in res["topk"])
+    assert len(res["timeline"]) == 7 and all("present" in sec for sec in res["timeline"])  # 6.6 s video
     assert (tmp_path / "att" / "ucf101_xvid_320x240.gif").is_file()
 
 

@@ -72,7 +72,8 @@ class Predictor:
         Returns:
             ``{"video", "duration", "frames", "topk": [{"label", "prob"}], "timeline":
             [{"start", "end", "label", "prob"}]}`` (times in seconds); multi-label models also
-            give ``"present"``: the labels with probability >= 0.5.
+            give ``"present"`` (for the video and for each timeline second): the labels with
+            probability >= 0.5.
 
         Raises:
             FileNotFoundError, VideoDecodeError: the video cannot be read.
@@ -112,7 +113,11 @@ class Predictor:
             probs = self._probs(clips)
             for s, p in zip(secs, probs):
                 i = int(p.argmax())
-                yield {"start": float(s), "end": float(min(s + 1, duration)), "label": self.classes[i], "prob": float(p[i])}
+                entry = {"start": float(s), "end": float(min(s + 1, duration)), "label": self.classes[i],
+                         "prob": float(p[i])}
+                if self.multilabel:  # every label the model says is under way in this second
+                    entry["present"] = [c for c, q in zip(self.classes, p.tolist()) if q >= 0.5]
+                yield entry
 
     @torch.no_grad()
     def attention_clip(self, path: str | Path) -> dict:
