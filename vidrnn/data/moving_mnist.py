@@ -39,13 +39,14 @@ Getting the data (this package never downloads on its own):
 
 from __future__ import annotations
 
-import gzip
 import os
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from vidrnn.io.files import read_maybe_gzip
 
 __all__ = ["read_idx", "load_mnist_digits", "MovingMNIST", "MovingMNISTNpy", "MNIST_TEST_SEQ_URL"]
 
@@ -76,15 +77,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             than the header says.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: IDX file not found")
-    with open(path, "rb") as f:
-        raw = f.read()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise ValueError(f"{path}: gzip-compressed but cannot be decompressed ({e})") from e
+    raw = read_maybe_gzip(path, "IDX file")
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_DTYPES or raw[3] == 0:
         found = raw[:4].hex() or "an empty file"
         raise ValueError(f"{path}: not an IDX file: expected magic number 0x0000<type><ndim> with type in "

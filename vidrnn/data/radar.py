@@ -33,7 +33,6 @@ itself used ``Z = 58.53 R^1.56``). :func:`pysteps_extrapolation` follows the pys
 from __future__ import annotations
 
 import datetime as _dt
-import gzip
 import math
 import re
 from pathlib import Path
@@ -42,6 +41,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from vidrnn.io.files import read_maybe_gzip
 
 __all__ = [
     "read_fmi_pgm", "read_knmi_hdf5", "dbz_to_rainrate", "rainrate_to_dbz", "to_unit", "from_unit",
@@ -142,14 +143,7 @@ def read_fmi_pgm(path) -> tuple[np.ndarray, dict[str, Any]]:
         ValueError: not a P5 PGM, truncated, or no timestamp in the name or header.
     """
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"FMI radar file not found: {path}")
-    raw = path.read_bytes()
-    if raw[:2] == b"\x1f\x8b":
-        try:
-            raw = gzip.decompress(raw)
-        except (OSError, EOFError) as e:
-            raise ValueError(f"{path}: corrupt gzip stream ({e})") from None
+    raw = read_maybe_gzip(path, "FMI radar file")
     raster, comments, maxval = _parse_pgm(raw, path)
     if maxval > 255:
         raise ValueError(f"{path}: expected an 8-bit FMI PGM (maxval <= 255), found maxval {maxval}")
