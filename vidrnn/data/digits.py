@@ -26,10 +26,16 @@ _VELOCITY = {0: (0, 1), 1: (0, -1), 2: (1, 0), 3: (-1, 0)}  # (dy, dx) per class
 _SPLITS = {"train": (0, 1200), "val": (1200, 1500), "test": (1500, 1797)}
 
 
-def _load_digits() -> np.ndarray:
+def _split_digits(split: str, digit_size: int) -> tuple[torch.Tensor, np.ndarray]:
+    """The split's handwritten digits scaled to ``digit_size`` pixels, ``(N, D, D)`` in [0, 1],
+    and their classes ``(N,)``."""
     from sklearn.datasets import load_digits
 
-    return load_digits().images.astype(np.float32) / 16.0  # (1797, 8, 8) in [0, 1]
+    data = load_digits()
+    lo, hi = _SPLITS[split]
+    digits = torch.from_numpy(data.images.astype(np.float32)[lo:hi] / 16.0)[:, None]  # (N, 1, 8, 8)
+    digits = F.interpolate(digits, size=(digit_size, digit_size), mode="bilinear", align_corners=False)[:, 0]
+    return digits, data.target[lo:hi]
 
 
 class MovingDigits(Dataset):
@@ -60,9 +66,7 @@ class MovingDigits(Dataset):
             raise ValueError(f"size={size} too small for digit_size={digit_size} moving {num_frames} frames")
         self.split, self.num_samples = split, int(num_samples)
         self.num_frames, self.size, self.digit_size, self.seed = num_frames, size, digit_size, seed
-        lo, hi = _SPLITS[split]
-        digits = torch.from_numpy(_load_digits()[lo:hi])[:, None]  # (N, 1, 8, 8)
-        self._digits = F.interpolate(digits, size=(digit_size, digit_size), mode="bilinear", align_corners=False)[:, 0]
+        self._digits, _ = _split_digits(split, digit_size)
         self._split_id = list(_SPLITS).index(split)
 
     def __len__(self) -> int:
@@ -127,13 +131,7 @@ class DistractorDigits(Dataset):
             raise ValueError(f"split={split!r}: expected one of {list(_SPLITS)}")
         if size < 2 * digit_size:
             raise ValueError(f"size={size} too small for digit_size={digit_size} (need >= {2 * digit_size})")
-        from sklearn.datasets import load_digits
-
-        lo, hi = _SPLITS[split]
-        data = load_digits()
-        digits = torch.from_numpy(data.images.astype(np.float32)[lo:hi] / 16.0)[:, None]
-        self._digits = F.interpolate(digits, size=(digit_size, digit_size), mode="bilinear", align_corners=False)[:, 0]
-        self._labels = data.target[lo:hi]
+        self._digits, self._labels = _split_digits(split, digit_size)
         self.split, self.num_samples, self.num_frames = split, int(num_samples), num_frames
         self.size, self.digit_size, self.num_distractors, self.seed = size, digit_size, num_distractors, seed
         self._split_id = list(_SPLITS).index(split)
@@ -223,13 +221,8 @@ class MultiLabelDigits(Dataset):
             raise ValueError(f"max_duration={max_duration}: expected >= 3 frames")
         if not 0.0 <= occlusion < 1.0:
             raise ValueError(f"occlusion={occlusion}: expected a probability in [0, 1)")
-        from sklearn.datasets import load_digits
-
-        lo, hi = _SPLITS[split]
-        data = load_digits()
-        digits = torch.from_numpy(data.images.astype(np.float32)[lo:hi] / 16.0)[:, None]
-        self._digits = F.interpolate(digits, size=(digit_size, digit_size), mode="bilinear", align_corners=False)[:, 0]
-        self._by_class = [np.flatnonzero(data.target[lo:hi] == c) for c in range(10)]
+        self._digits, labels = _split_digits(split, digit_size)
+        self._by_class = [np.flatnonzero(labels == c) for c in range(10)]
         self.split, self.num_samples, self.num_frames, self.size = split, int(num_samples), num_frames, size
         self.digit_size, self.max_events, self.max_duration = digit_size, max_events, max_duration
         self.occlusion, self.seed = occlusion, seed
