@@ -67,11 +67,11 @@ def test_task_trains_per_frame_bce_and_logs_map():
     batch = collate_clips([d[i] for i in range(4)])
     logits, frames = task.forward_views(batch)
     expected = torch.nn.functional.binary_cross_entropy_with_logits(frames, batch["frame_labels"])
-    torch.testing.assert_close(task._multilabel_training_step(batch, logits, frames, batch["label"]), expected)
+    torch.testing.assert_close(task._multilabel_loss(batch, logits, frames, batch["label"]), expected)
     masked = {**batch, "frame_mask": batch["frame_mask"].clone()}
     masked["frame_mask"][:, 10:] = False  # as if every clip were padded after frame 10
     expected = torch.nn.functional.binary_cross_entropy_with_logits(frames[:, :10], batch["frame_labels"][:, :10])
-    torch.testing.assert_close(task._multilabel_training_step(masked, logits, frames, batch["label"]), expected)
+    torch.testing.assert_close(task._multilabel_loss(masked, logits, frames, batch["label"]), expected)
     task._eval_step(batch, task.val_metrics, "val")
     assert 0.0 <= float(task.val_metrics.compute()["val/mAP"]) <= 1.0
     assert task.val_frame_map.update_count == 1

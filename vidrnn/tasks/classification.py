@@ -148,24 +148,30 @@ class ClassificationTask(L.LightningModule):
             return None  # every video of the batch failed to decode; skip the step
         logits, frames = self.forward_views(batch)
         y = batch["label"].repeat_interleave(batch["views"], dim=0)
-        if self.multilabel:
-            return self._multilabel_training_step(batch, logits, frames, y)
-        ls = self.hparams.label_smoothing
-        if frames is not None:
-            B, T, K = frames.shape
-            per_step = F.cross_entropy(frames.reshape(B * T, K).float(), y.repeat_interleave(T),
-                                       reduction="none", label_smoothing=ls).view(B, T)
-            loss = (per_step * self.model.frame_weights(T, frames.device)[None]).sum(1).mean()
-        else:
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=ls)
+        loss = self._multilabel_loss(batch, logits, frames, y) if self.multilabel else self._loss(logits, frames, y)
         if hasattr(self.model, "auxiliary_loss"):  # attention penalty, REINFORCE for hard attention
-            aux, logs = self.model.auxiliary_loss(F.cross_entropy(logits.float(), y, reduction="none"))
+            nll = (F.binary_cross_entropy_with_logits(logits.float(), y, reduction="none").sum(-1) if self.multilabel
+                   else F.cross_entropy(logits.float(), y, reduction="none"))  # per sample; reward = -nll
+            aux, logs = self.model.auxiliary_loss(nll)
             loss = loss + aux
             for k, v in logs.items():
                 self.log(f"train/{k}", v, batch_size=len(y))
-        self.train_metrics.update(logits.detach(), y)
+        if self.multilabel:
+            self.train_metrics.update(logits.detach().float().sigmoid(), y.long())
+        else:
+            self.train_metrics.update(logits.detach(), y)
         self.log("train/loss", loss, prog_bar=True, batch_size=len(y))
         return loss
+
+    def _loss(self, logits, frames, y):
+        """Cross-entropy, per frame (weighted as the model aggregates) when the model has frames."""
+        ls = self.hparams.label_smoothing
+        if frames is None:
+            return F.cross_entropy(logits.float(), y, label_smoothing=ls)
+        B, T, K = frames.shape
+        per_step = F.cross_entropy(frames.reshape(B * T, K).float(), y.repeat_interleave(T),
+                                   reduction="none", label_smoothing=ls).view(B, T)
+        return (per_step * self.model.frame_weights(T, frames.device)[None]).sum(1).mean()
 
     @staticmethod
     def _frame_targets(batch, frames: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -181,22 +187,14 @@ class ClassificationTask(L.LightningModule):
         mask = torch.ones(fl.shape[:2], dtype=torch.bool) if mask is None else mask
         return fl.to(frames.device), mask.to(frames.device)
 
-    def _multilabel_training_step(self, batch, logits, frames, y):
+    def _multilabel_loss(self, batch, logits, frames, y):
+        """Binary cross-entropy: every real frame against its own labels when the batch has
+        per-frame labels (dense labelling), else the video-level logits against ``y``."""
         targets = self._frame_targets(batch, frames)
-        if targets is not None:  # dense labelling: every real frame against its own labels
-            fl, mask = targets
-            loss = F.binary_cross_entropy_with_logits(frames.float()[mask], fl[mask])
-        else:
-            loss = F.binary_cross_entropy_with_logits(logits.float(), y)
-        if hasattr(self.model, "auxiliary_loss"):
-            aux, logs = self.model.auxiliary_loss(
-                F.binary_cross_entropy_with_logits(logits.float(), y, reduction="none").sum(-1))
-            loss = loss + aux
-            for k, v in logs.items():
-                self.log(f"train/{k}", v, batch_size=len(y))
-        self.train_metrics.update(logits.detach().float().sigmoid(), y.long())
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(y))
-        return loss
+        if targets is None:
+            return F.binary_cross_entropy_with_logits(logits.float(), y)
+        fl, mask = targets
+        return F.binary_cross_entropy_with_logits(frames.float()[mask], fl[mask])
 
     def on_train_epoch_end(self):
         self.log_dict(self.train_metrics.compute(), prog_bar=False)
