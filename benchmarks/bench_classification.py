@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from vidrnn import create_model
-from vidrnn.data.features import extract_features
+from vidrnn.inference.features import extract_features
 from vidrnn.io import VideoReader
 from vidrnn.io.sampling import DenseSampler, FixedRateSampler, SegmentSampler, UniformSampler
 

@@ -48,7 +48,7 @@ import torch.nn.functional as F
 from torch.utils.flop_counter import FlopCounterMode
 
 from vidrnn import create_model
-from vidrnn.layers.cells import ConvLSTMCell
+from vidrnn.layers.conv_cells import ConvLSTMCell
 from vidrnn.models.encoder_forecaster import EncoderForecaster
 
 MODEL = "convlstm_5x5_5x5_128_5x5_64_5x5_64"
@@ -78,7 +78,7 @@ def machine(device: str) -> str:
 class RefConvLSTMCell(nn.Module):
     """The common ConvLSTM cell: one convolution of ``cat([x, h])`` per step (ndrplz style).
 
-    Same maths as :class:`vidrnn.layers.cells.ConvLSTMCell` with equal input and state kernels:
+    Same maths as :class:`vidrnn.layers.conv_cells.ConvLSTMCell` with equal input and state kernels:
     gate order i, f, g, o, per-channel peepholes (i, f look at ``c_prev``, o at the new ``c``).
     ``in_channels=0``: no input, the convolution sees ``h`` alone.
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from vidrnn import create_model
-from vidrnn.models.attention_lstm import attention_penalty, reinforce_surrogate
+from vidrnn.models.spatial_attention import attention_penalty, reinforce_surrogate
 
 
 def test_attention_penalty_hand_computed():

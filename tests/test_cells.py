@@ -1,7 +1,7 @@
 import torch
 import torch.nn as nn
 
-from vidrnn.layers.cells import PeepholeLSTM, PeepholeLSTMCell, StackedRNN
+from vidrnn.layers.rnn_cells import PeepholeLSTM, PeepholeLSTMCell, StackedRNN
 
 
 def _copy_from_lstmcell(cell: PeepholeLSTMCell, ref: nn.LSTMCell) -> None:

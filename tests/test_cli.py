@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vidrnn.checkpoint import load_model
+from vidrnn.inference.checkpoint import load_model
 from vidrnn.cli import main
 from vidrnn.errors import CheckpointError
 

@@ -1,16 +1,14 @@
-from pathlib import Path
-
 import pytest
 import torch
 
 from vidrnn import create_model
-from vidrnn.config import load_config
+from vidrnn.config import load_config, shipped_configs
 from vidrnn.registry import model_task
 
-CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.yaml"))
+CONFIGS = sorted(shipped_configs())
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=[p.stem for p in CONFIGS])
+@pytest.mark.parametrize("path", CONFIGS)
 def test_config_builds_its_model(path):
     cfg = load_config(path)
     kw = dict(cfg["model"])

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from vidrnn.layers.cells import ConvGRU, ConvGRUCell, ConvLSTM, ConvLSTMCell, TrajGRU, TrajGRUCell
+from vidrnn.layers.conv_cells import ConvGRU, ConvGRUCell, ConvLSTM, ConvLSTMCell, TrajGRU, TrajGRUCell
 
 
 def test_convlstm_1x1_without_peepholes_equals_lstmcell():

@@ -6,8 +6,9 @@ from conftest import write_video
 from vidrnn.data.datamodule import VideoDataModule, resolve_annotations
 from vidrnn.data.digits import MovingDigits
 from vidrnn.data.transforms import build_clip_transform
-from vidrnn.data.video_folder import (VideoClipDataset, collate_clips, read_annotation_list, read_hmdb51_split,
-                                      read_kinetics_csv, read_ucf101_split, scan_video_folder)
+from vidrnn.data.annotations import (read_annotation_list, read_hmdb51_split, read_kinetics_csv, read_ucf101_split,
+                                     scan_video_folder)
+from vidrnn.data.clip_dataset import VideoClipDataset, collate_clips
 from vidrnn.io.sampling import UniformSampler
 
 

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from vidrnn.cli import main
-from vidrnn.data.features import FeatureDataset, extract_features, load_cache_meta
-from vidrnn.data.video_folder import VideoSample, scan_video_folder
+from vidrnn.data.features import FeatureDataset, load_cache_meta
+from vidrnn.inference.features import extract_features
+from vidrnn.data.annotations import VideoSample, scan_video_folder
 from vidrnn.errors import ConfigError
 from vidrnn.layers.encoders import create_frame_encoder
 

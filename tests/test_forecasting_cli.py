@@ -3,7 +3,7 @@ import json
 import pytest
 
 from vidrnn import cli
-from vidrnn.checkpoint import load_model
+from vidrnn.inference.checkpoint import load_model
 
 SMALL = ["trainer.max_epochs=1", "data.num_workers=0", "data.batch_size=4", "data.moving_mnist.num_train=8",
          "data.moving_mnist.num_val=4", "data.moving_mnist.num_test=4", "data.num_input=3", "data.num_output=2",

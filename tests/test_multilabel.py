@@ -7,7 +7,7 @@ import torch
 
 from vidrnn import create_model
 from vidrnn.data.digits import MultiLabelDigits
-from vidrnn.data.video_folder import collate_clips
+from vidrnn.data.clip_dataset import collate_clips
 from vidrnn.tasks.classification import ClassificationTask, average_views
 
 
@@ -122,7 +122,7 @@ def charades(tmp_path, shared_data):
 
 
 def test_read_charades_csv_and_action_labels(charades, caplog):
-    from vidrnn.data.video_folder import action_labels, read_charades_csv
+    from vidrnn.data.annotations import action_labels, read_charades_csv
 
     root, d = charades
     samples, classes = read_charades_csv(d / "train.csv", root, classes_file=d / "classes.txt")
@@ -152,7 +152,7 @@ def test_charades_clips_carry_frame_labels_at_their_sampled_times(charades):
     import numpy as np
 
     from vidrnn.data.datamodule import VideoDataModule
-    from vidrnn.data.video_folder import action_labels
+    from vidrnn.data.annotations import action_labels
 
     root, d = charades
     dm = VideoDataModule({"source": "charades", "root": str(root), "train_csv": str(d / "train.csv"),

@@ -7,8 +7,8 @@ from vidrnn.registry import create_model, list_models, register_model  # noqa: E
 
 
 def load_model(path, **kwargs):
-    """Rebuild a trained model from a vidrnn checkpoint; see :func:`vidrnn.checkpoint.load_model`."""
-    from vidrnn.checkpoint import load_model as _load
+    """Rebuild a trained model from a vidrnn checkpoint; see :func:`vidrnn.inference.checkpoint.load_model`."""
+    from vidrnn.inference.checkpoint import load_model as _load
 
     return _load(path, **kwargs)
 

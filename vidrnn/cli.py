@@ -18,9 +18,7 @@ TensorBoard when installed) and ``summary.json``.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
 import time
 import warnings
@@ -41,9 +39,9 @@ def forecast_report(result: dict, settings: dict) -> str:
 
 # ---------------------------------------------------------------------------- helpers
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+    from vidrnn.io.files import write_json
+
+    write_json(path, obj)
 
 
 def _quiet_lightning() -> None:
@@ -86,7 +84,9 @@ def _make_trainer(cfg: dict, run_dir: Path, *, for_fit: bool, monitor: str | Non
     import lightning as L
     from lightning.pytorch.loggers import CSVLogger
 
-    from vidrnn.checkpoint import AtomicModelCheckpoint
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    from vidrnn.inference.checkpoint import AtomicCheckpointIO
 
     tcfg = dict(cfg["trainer"])
     tcfg.setdefault("enable_progress_bar", sys.stderr.isatty())
@@ -106,12 +106,12 @@ def _make_trainer(cfg: dict, run_dir: Path, *, for_fit: bool, monitor: str | Non
     callbacks = []
     if for_fit:
         mode = "max" if monitor and ("top1" in monitor or "mAP" in monitor) else "min"
-        callbacks.append(AtomicModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best", monitor=monitor,
+        callbacks.append(ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best", monitor=monitor,
                                                mode=mode, save_last=True, save_top_k=1, auto_insert_metric_name=False,
                                                enable_version_counter=False))
     try:
         return L.Trainer(default_root_dir=str(run_dir), logger=loggers, callbacks=callbacks,
-                         enable_model_summary=False, **tcfg)
+                         plugins=[AtomicCheckpointIO()], enable_model_summary=False, **tcfg)
     except TypeError as e:
         raise ConfigError(f"trainer section: {e}") from None
 
@@ -154,7 +154,7 @@ def _build_forecasting_task(cfg: dict, datamodule, init_from: str | None = None)
                            loss=fc.get("loss", "bce"), scheduled_sampling=fc.get("scheduled_sampling"),
                            ssim=bool(fc.get("ssim", True)))
     if init_from:
-        from vidrnn.checkpoint import check_compatible, read_checkpoint
+        from vidrnn.inference.checkpoint import check_compatible, read_checkpoint
 
         ck = read_checkpoint(init_from)
         check_compatible(ck, init_from, model_name=name)
@@ -188,7 +188,7 @@ def _build_task(cfg: dict, datamodule, init_from: str | None = None):
     if encoder_state is not None:
         task.model.encoder.load_state_dict(encoder_state)
     if init_from:
-        from vidrnn.checkpoint import check_compatible, read_checkpoint
+        from vidrnn.inference.checkpoint import check_compatible, read_checkpoint
 
         ck = read_checkpoint(init_from)
         check_compatible(ck, init_from, model_name=name, class_names=datamodule.classes)
@@ -231,7 +231,7 @@ def cmd_fit(args) -> int:
     task = _build_task(cfg, dm, args.init_from)
     classes = None if forecasting else dm.classes
     if last is not None:
-        from vidrnn.checkpoint import check_compatible, read_checkpoint
+        from vidrnn.inference.checkpoint import check_compatible, read_checkpoint
 
         check_compatible(read_checkpoint(last), last, model_name=cfg["model"]["name"], class_names=classes)
     dump_config(cfg, run_dir / "config.yaml")
@@ -295,7 +295,7 @@ def cmd_fit(args) -> int:
 def cmd_evaluate(args, stage: str) -> int:
     import lightning as L
 
-    from vidrnn.checkpoint import check_compatible, checkpoint_task, load_model, read_checkpoint
+    from vidrnn.inference.checkpoint import check_compatible, checkpoint_task, load_model, read_checkpoint
     from vidrnn.config import apply_overrides, merge
 
     ck = read_checkpoint(args.checkpoint)
@@ -340,11 +340,11 @@ def cmd_evaluate(args, stage: str) -> int:
 
 
 def cmd_predict(args) -> int:
-    from vidrnn.checkpoint import checkpoint_task, load_model, read_checkpoint
+    from vidrnn.inference.checkpoint import checkpoint_task, load_model, read_checkpoint
 
     if checkpoint_task(read_checkpoint(args.checkpoint)) == "forecasting":
         return cmd_predict_forecast(args)
-    from vidrnn.predict import Predictor
+    from vidrnn.inference.predict import Predictor
 
     if not args.videos:
         raise ValueError("predict: give one or more video files to label")
@@ -415,8 +415,8 @@ def _write_attention(pred, video, out_dir: Path) -> dict:
 
 
 def cmd_predict_forecast(args) -> int:
-    from vidrnn.checkpoint import load_model
-    from vidrnn.predict_forecast import predict_forecasts
+    from vidrnn.inference.checkpoint import load_model
+    from vidrnn.inference.forecast import predict_forecasts
 
     task = load_model(args.checkpoint)
     out_dir = Path(args.output_dir or Path(args.checkpoint).resolve().parent.parent / "predictions")
@@ -460,7 +460,7 @@ def cmd_models(args) -> int:
 
 
 def cmd_extract(args) -> int:
-    from vidrnn.data.features import extract_features
+    from vidrnn.inference.features import extract_features
 
     stats = extract_features(
         args.out, videos=args.videos, config=args.config, overrides=args.overrides, encoder=args.encoder,

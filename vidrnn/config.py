@@ -11,13 +11,19 @@ last, values parsed as YAML (``trainer.max_epochs=3``, ``data.sampler.name=dense
 from __future__ import annotations
 
 import copy
+import difflib
 import os
+from importlib import resources
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import yaml
 
 from vidrnn.errors import ConfigError
+from vidrnn.io.files import write_text
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable
 
 __all__ = ["DEFAULT_CONFIG", "load_config", "apply_overrides", "find_config", "merge", "dump_config"]
 
@@ -45,25 +51,29 @@ def merge(base: dict, update: dict) -> dict:
     return out
 
 
-def configs_dir() -> Path:
-    """The repository's ``configs/`` folder (next to the package in a source checkout)."""
-    return Path(__file__).resolve().parent.parent / "configs"
+def shipped_configs() -> dict[str, Traversable]:
+    """The configs shipped inside the package (``vidrnn/configs/*.yaml``), by name."""
+    folder = resources.files("vidrnn") / "configs"
+    return {f.name[:-5]: f for f in sorted(folder.iterdir(), key=lambda f: f.name) if f.name.endswith(".yaml")}
 
 
-def find_config(name: str | os.PathLike) -> Path:
-    """A config path from a path or a bare name in ``configs/`` (``lrcn_asl`` -> ``configs/lrcn_asl.yaml``).
+def find_config(name: str | os.PathLike) -> Path | Traversable:
+    """A config from a YAML path, or a name shipped with the package (``lrcn_asl`` or
+    ``lrcn_asl.yaml``; ``vidrnn configs`` lists them).
 
     Raises:
-        FileNotFoundError: neither exists (lists the available names).
+        FileNotFoundError: neither exists (names the closest shipped configs).
     """
     p = Path(name)
     if p.is_file():
         return p
-    for cand in (configs_dir() / p.name, configs_dir() / f"{p.name}.yaml"):
-        if cand.is_file():
-            return cand
-    avail = sorted(q.stem for q in configs_dir().glob("*.yaml")) if configs_dir().is_dir() else []
-    raise FileNotFoundError(f"config {name!r} not found (a YAML path, or one of: {', '.join(avail) or 'none'})")
+    shipped = shipped_configs()
+    stem = p.name[:-5] if p.name.endswith(".yaml") else p.name
+    if stem in shipped and (p.parent == Path(".") or not p.parent.exists()):
+        return shipped[stem]
+    close = difflib.get_close_matches(stem, list(shipped), n=3, cutoff=0.5)
+    hint = f"did you mean {', '.join(close)}?" if close else "`vidrnn configs` lists the shipped configs"
+    raise FileNotFoundError(f"config {str(name)!r} not found: not a YAML file, nor a config shipped with vidrnn; {hint}")
 
 
 def apply_overrides(cfg: dict, overrides: Sequence[str]) -> dict:
@@ -113,13 +123,10 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
         if unknown:
             raise ConfigError(f"{p}: unknown sections {sorted(unknown)}; expected {sorted(DEFAULT_CONFIG)}")
         cfg = merge(cfg, loaded)
-        cfg["run"]["name"] = cfg["run"].get("name") or p.stem
+        cfg["run"]["name"] = cfg["run"].get("name") or p.name.rsplit(".", 1)[0]
     return apply_overrides(cfg, overrides)
 
 
 def dump_config(cfg: dict, path: str | os.PathLike) -> None:
     """Write ``cfg`` as YAML atomically (temporary file, then rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    os.replace(tmp, path)
+    write_text(path, yaml.safe_dump(cfg, sort_keys=False))

@@ -1,7 +1,7 @@
 """The LightningDataModule behind ``vidrnn fit/validate/test``: builds train/val/test datasets
 from the ``data:`` section of a config.
 
-``source`` picks the annotations (see :mod:`vidrnn.data.video_folder` for the formats):
+``source`` picks the annotations (see :mod:`vidrnn.data.annotations` for the formats):
 
 * ``digits`` -- the embedded Moving Digits dataset (no files needed).
 * ``distractors`` -- the embedded distractor task (:class:`vidrnn.data.digits.DistractorDigits`):
@@ -40,9 +40,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from vidrnn.data.digits import DistractorDigits, MovingDigits, MultiLabelDigits
 from vidrnn.data.transforms import build_clip_transform
-from vidrnn.data.video_folder import (VideoClipDataset, VideoSample, collate_clips, read_annotation_list,
-                                      read_charades_csv, read_hmdb51_split, read_kinetics_csv, read_ucf101_split,
-                                      scan_video_folder)
+from vidrnn.data.annotations import (VideoSample, read_annotation_list, read_charades_csv, read_hmdb51_split,
+                                     read_kinetics_csv, read_ucf101_split, scan_video_folder)
+from vidrnn.data.clip_dataset import VideoClipDataset, collate_clips
 from vidrnn.errors import ConfigError
 from vidrnn.io.sampling import build_sampler
 

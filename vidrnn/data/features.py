@@ -1,8 +1,9 @@
-"""Feature caches: run a frame encoder over videos once, train temporal models from the cache.
+"""Feature caches: train temporal models from per-frame features computed once.
 
 "Beyond Short Snippets" (Ng et al., CVPR 2015, arXiv:1503.08909) samples 1 frame/s from
 videos minutes long and trains deep LSTMs and pooling layers on CNN features. Decoding and
-encoding dominate that cost, so :func:`extract_features` does it once:
+encoding dominate that cost, so :func:`vidrnn.inference.features.extract_features` (``vidrnn
+extract-features``) does it once, into a cache laid out as:
 
 * frames are sampled at a fixed rate (:class:`~vidrnn.io.sampling.FixedRateSampler`), decoded
   by seeking, transformed with the eval transform and encoded in batches of ``batch_size``
@@ -25,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import time
 from pathlib import Path
 from typing import Sequence
 
@@ -33,23 +33,14 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vidrnn.data.transforms import build_clip_transform
-from vidrnn.data.video_folder import VideoSample
-from vidrnn.errors import ConfigError, VideoDecodeError
-from vidrnn.io.decode import VideoReader
-from vidrnn.io.sampling import FixedRateSampler
+from vidrnn.data.annotations import VideoSample
 
 log = logging.getLogger(__name__)
 
-__all__ = ["extract_features", "FeatureDataset", "load_cache_meta"]
+__all__ = ["FeatureDataset", "load_cache_meta", "CACHE_META_KEYS"]
 
-_META_KEYS = ("encoder", "kind", "sampler", "transform", "decode_size", "dtype")
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+#: meta.json settings that must agree when more videos are added to an existing cache
+CACHE_META_KEYS = ("encoder", "kind", "sampler", "transform", "decode_size", "dtype")
 
 
 def load_cache_meta(cache: str | os.PathLike) -> dict:
@@ -62,155 +53,6 @@ def load_cache_meta(cache: str | os.PathLike) -> dict:
     if not p.is_file():
         raise FileNotFoundError(f"feature cache not found: {p} is missing (run `vidrnn extract-features --out {cache}`)")
     return json.loads(p.read_text())
-
-
-def _samples_from(videos: Sequence[str] | None, config: str | None, overrides: Sequence[str]):
-    if videos:
-        return [VideoSample(str(v), -1) for v in videos], None
-    if not config:
-        raise ConfigError("extract-features needs video files or --config (whose data section lists the videos)")
-    from vidrnn.config import load_config
-    from vidrnn.data.datamodule import resolve_annotations
-
-    data = load_config(config, overrides)["data"]
-    splits, _ = resolve_annotations(data)
-    seen, out = set(), []
-    for part in ("train", "val", "test"):
-        for s in splits.get(part, []):
-            if s.path not in seen:
-                seen.add(s.path)
-                out.append(VideoSample(s.path, s.label, s.start, s.end))
-    return out, data
-
-
-def extract_features(
-    out: str | os.PathLike,
-    *,
-    videos: Sequence[str] | None = None,
-    config: str | None = None,
-    overrides: Sequence[str] = (),
-    encoder: str = "efficientnet_lite0",
-    fps: float = 1.0,
-    size: int = 224,
-    decode_size: int | None = 256,
-    maps: bool = False,
-    batch_size: int = 32,
-    shard: int = 0,
-    num_shards: int = 1,
-    device: str = "cpu",
-    on_error: str = "skip",
-) -> dict:
-    """Encode videos at ``fps`` frames/s into the cache ``out`` (see the module docstring).
-
-    Args:
-        out: cache directory (created; an existing cache must have the same settings).
-        videos: video files; or ``config``: a config whose ``data`` section lists them.
-        encoder: frame encoder name (``create_frame_encoder``), ImageNet weights if available.
-        fps: sampling rate in frames/s.
-        size: centre-crop side fed to the encoder, pixels.
-        decode_size: shorter side while decoding, pixels (None: full size).
-        maps: store conv maps ``(T, C, h, w)`` instead of pooled vectors ``(T, D)``.
-        batch_size: frames per encoder call (bounds memory).
-        shard, num_shards: this process's share of the videos.
-        device: torch device of the encoder.
-        on_error: ``"skip"`` a bad video (logged, counted, retried next run) or ``"raise"``.
-
-    Returns:
-        Counts and speed: videos, done, already_done, failed, frames, seconds, frames_per_s.
-
-    Raises:
-        ConfigError: settings differ from those of the existing cache, or bad shard numbers.
-    """
-    from vidrnn.layers.encoders import create_frame_encoder
-
-    if not 0 <= shard < num_shards:
-        raise ConfigError(f"--shard {shard} must be in 0..{num_shards - 1} (--num-shards {num_shards})")
-    out = Path(out)
-    (out / "features").mkdir(parents=True, exist_ok=True)
-    samples, data_cfg = _samples_from(videos, config, overrides)
-    torch.manual_seed(0)  # encoders without pretrained weights are the same in every shard
-    enc = create_frame_encoder(encoder, pretrained=True, trainable="none")
-    enc_file = out / "encoder.pt"
-    if enc_file.is_file():
-        enc.load_state_dict(torch.load(enc_file, map_location="cpu", weights_only=True))
-    sampler = FixedRateSampler(fps=fps)
-    meta = {"version": 1, "encoder": enc.config, "kind": "map" if maps else "vector", "sampler": sampler.to_dict(),
-            "transform": {"size": size}, "decode_size": decode_size, "dtype": "float16", "data": data_cfg}
-    meta_file = out / "meta.json"
-    if meta_file.is_file():
-        old = json.loads(meta_file.read_text())
-        diff = [k for k in _META_KEYS if old.get(k) != meta[k]]
-        if diff:
-            raise ConfigError(f"{out} was made with other settings ({', '.join(f'{k}: {old.get(k)} vs {meta[k]}' for k in diff)}); "
-                              "use another --out")
-        meta["data"] = old.get("data") or data_cfg
-    else:
-        if not enc_file.is_file():
-            tmp = enc_file.with_name(f"encoder.pt.tmp{os.getpid()}")
-            torch.save(enc.state_dict(), tmp)
-            os.replace(tmp, enc_file)
-        _atomic_write_text(meta_file, json.dumps(meta, indent=2))
-    enc = enc.to(device).eval()
-    transform = build_clip_transform({"size": size}, training=False)
-    stats = {"videos": 0, "done": 0, "already_done": 0, "failed": 0, "frames": 0}
-    t0 = time.time()
-    for i, s in enumerate(samples):
-        if i % num_shards != shard:
-            continue
-        stats["videos"] += 1
-        if (out / "features" / f"{s.key}.json").is_file():
-            stats["already_done"] += 1
-            continue
-        try:
-            n = _extract_one(s, out / "features", enc, transform, sampler, decode_size, maps, batch_size, device)
-        except (VideoDecodeError, FileNotFoundError, ValueError) as e:
-            if on_error == "raise":
-                raise
-            log.warning("skipping %s: %s", s.path, e)
-            stats["failed"] += 1
-            continue
-        stats["done"] += 1
-        stats["frames"] += n
-    stats["seconds"] = round(time.time() - t0, 2)
-    stats["frames_per_s"] = round(stats["frames"] / max(stats["seconds"], 1e-9), 1)
-    return stats
-
-
-@torch.no_grad()
-def _extract_one(s: VideoSample, folder: Path, enc, transform, sampler, decode_size, maps, batch_size, device) -> int:
-    with VideoReader(s.path, size=decode_size) as r:
-        duration = r.info.duration
-        end = duration if s.end is None else min(s.end, duration)
-        times = sampler.sample(None, duration, start=max(0.0, s.start), end=end)[0]
-        tmp = folder / f"{s.key}.npy.tmp{os.getpid()}"
-        arr = None
-        batch: list[torch.Tensor] = []
-        pts = np.zeros(len(times))
-        row = 0
-
-        def flush():
-            nonlocal arr, row
-            x = transform(torch.stack(batch))[None].to(device)  # (1, n, 3, S, S)
-            y = enc.forward_maps(x)[0] if maps else enc(x)[0]  # (n, C, h, w) or (n, D)
-            if arr is None:
-                arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(times), *y.shape[1:]))
-            arr[row:row + len(y)] = y.float().cpu().numpy().astype(np.float16)
-            row += len(y)
-            batch.clear()
-
-        for k, frame, p in r.iter_frames_at(times):
-            pts[k] = p
-            batch.append(frame)
-            if len(batch) == batch_size:
-                flush()
-        if batch:
-            flush()
-    arr.flush()
-    del arr
-    os.replace(tmp, folder / f"{s.key}.npy")
-    info = {"path": s.path, "label": s.label, "duration": duration, "times": [round(float(t), 6) for t in pts]}
-    _atomic_write_text(folder / f"{s.key}.json", json.dumps(info))
-    return len(times)
 
 
 class FeatureDataset(Dataset):

@@ -9,7 +9,7 @@ checkpoint plus raw frames is enough to predict.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
 import torch
 from torchvision import tv_tensors

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from vidrnn.io.files import atomic_write
+
 __all__ = ["write_gif", "write_mp4"]
 
 
@@ -37,11 +39,10 @@ def write_gif(frames, path: str | os.PathLike, *, fps: float = 4.0, loop: int = 
 
     a = _frames_uint8(frames)
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
     images = [Image.fromarray(f) for f in a]
-    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(round(1000 / fps)),
-                   loop=loop)
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:],
+                       duration=int(round(1000 / fps)), loop=loop)
     return path
 
 
@@ -63,8 +64,7 @@ def write_mp4(frames, path: str | os.PathLike, *, fps: float = 4.0, codec: str =
     a = _frames_uint8(frames)
     a = a[:, : a.shape[1] // 2 * 2, : a.shape[2] // 2 * 2]
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp.mp4")
-    with av.open(str(tmp), "w") as c:
+    with atomic_write(path) as tmp, av.open(str(tmp), "w", format="mp4") as c:
         s = c.add_stream(codec, rate=Fraction(fps).limit_denominator(1000))
         s.width, s.height, s.pix_fmt = a.shape[2], a.shape[1], "yuv420p"
         for f in a:
@@ -72,5 +72,4 @@ def write_mp4(frames, path: str | os.PathLike, *, fps: float = 4.0, codec: str =
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
-    os.replace(tmp, path)
     return path

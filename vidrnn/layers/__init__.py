@@ -1,9 +1,10 @@
-"""Model-agnostic blocks: frame encoders, recurrent (and convolutional recurrent) cells, temporal pooling."""
+"""Model-agnostic blocks: frame encoders, fully connected and convolutional recurrent cells,
+temporal pooling, attention."""
 
-from vidrnn.layers.cells import (ConvGRU, ConvGRUCell, ConvLSTM, ConvLSTMCell, LSTMLayer, PeepholeLSTM,
-                                 PeepholeLSTMCell, StackedRNN, TrajGRU, TrajGRUCell)
+from vidrnn.layers.conv_cells import ConvGRU, ConvGRUCell, ConvLSTM, ConvLSTMCell, TrajGRU, TrajGRUCell
 from vidrnn.layers.encoders import FrameEncoder, TinyCNN, create_frame_encoder
 from vidrnn.layers.pooling import temporal_max, windowed_max
+from vidrnn.layers.rnn_cells import LSTMLayer, PeepholeLSTM, PeepholeLSTMCell, StackedRNN
 
 __all__ = ["LSTMLayer", "PeepholeLSTM", "PeepholeLSTMCell", "StackedRNN", "FrameEncoder", "TinyCNN",
            "create_frame_encoder", "temporal_max", "windowed_max", "ConvLSTMCell", "ConvLSTM", "ConvGRUCell", "ConvGRU",

@@ -1,6 +1,8 @@
 """Model families; importing this module registers every builder."""
 
-from vidrnn.models.attention_lstm import ConvRNNClassifier, SoftAttentionLSTM, TemporalAttentionLSTM
+from vidrnn.models.gru_rcn import ConvRNNClassifier
+from vidrnn.models.spatial_attention import SoftAttentionLSTM
+from vidrnn.models.temporal_attention import TemporalAttentionLSTM
 from vidrnn.models.encoder_forecaster import EncoderForecaster
 from vidrnn.models.lrcn import LRCN, DeepLSTM
 from vidrnn.models.snippets import (AveragePooling, ConvPooling, LatePooling, LocalPooling, SlowPooling,

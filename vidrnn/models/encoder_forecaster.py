@@ -36,7 +36,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vidrnn.layers.cells import CONV_LAYERS
+from vidrnn.layers.conv_cells import CONV_LAYERS
 from vidrnn.registry import register_model
 
 __all__ = ["EncoderForecaster"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from vidrnn.layers.cells import StackedRNN
+from vidrnn.layers.rnn_cells import StackedRNN
 from vidrnn.layers.encoders import FrameEncoder
 from vidrnn.models.base import FrameOutputClassifier, build_encoder
 from vidrnn.registry import register_model

@@ -70,7 +70,7 @@ class ForecastingTask(L.LightningModule):
             thr = tuple(data.get("thresholds") or (0.5, 2, 5, 10, 30))
             self.val_scores, self.test_scores = NowcastingScores(thr), NowcastingScores(thr)
             self.test_persistence = NowcastingScores(thr)
-            from vidrnn.data.radar import pysteps_available
+            from vidrnn.models.extrapolation import pysteps_available
 
             # without pysteps the report says the baseline was not computed
             want = (data.get("radar") or {}).get("pysteps_baseline", True)
@@ -120,16 +120,16 @@ class ForecastingTask(L.LightningModule):
         metrics.update(pred, y)
         self.log(f"{stage}/loss", loss, prog_bar=stage == "val", batch_size=len(x), sync_dist=True)
         if scores is not None:
-            from vidrnn.data.radar import from_unit
+            from vidrnn.metrics.rainrate import from_unit
 
             d = self.hparams.data
             scores.update(from_unit(pred, d.get("zr_a", 200.0), d.get("zr_b", 1.6)), batch["target_rain"])
             if stage == "test":
-                from vidrnn.data.radar import persistence
+                from vidrnn.models.extrapolation import persistence
 
                 self.test_persistence.update(persistence(batch["input_rain"], y.shape[1]), batch["target_rain"])
                 if self.test_extrapolation is not None:
-                    from vidrnn.data.radar import pysteps_extrapolation
+                    from vidrnn.models.extrapolation import pysteps_extrapolation
 
                     ext = pysteps_extrapolation(batch["input_rain"].cpu(), y.shape[1])
                     self.test_extrapolation.update(ext, batch["target_rain"].cpu())

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vidrnn.io.files import atomic_write
 from vidrnn.io.write import write_gif
 
 __all__ = ["forecast_grid", "forecast_gif", "lead_time_plot"]
@@ -24,9 +25,8 @@ def _np(frames) -> np.ndarray:
 
 
 def _save_fig(fig, path: Path) -> Path:
-    tmp = path.with_name(path.name + ".tmp.png")
-    fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_write(path) as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight")
     return path
 
 

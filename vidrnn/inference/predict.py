@@ -25,7 +25,7 @@ class Predictor:
     """Runs a trained :class:`~vidrnn.tasks.classification.ClassificationTask` on video files.
 
     Args:
-        task: from :func:`vidrnn.checkpoint.load_model`.
+        task: from :func:`vidrnn.inference.checkpoint.load_model`.
         device: where to run the model.
         batch_views: clips per forward pass (bounds memory for long timelines).
     """

@@ -9,31 +9,31 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from weakref import proxy
 
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from vidrnn.errors import CheckpointError
+from vidrnn.io.files import atomic_write
 
-__all__ = ["AtomicModelCheckpoint", "read_checkpoint", "load_model", "check_compatible", "checkpoint_task"]
+__all__ = ["AtomicCheckpointIO", "read_checkpoint", "load_model", "check_compatible", "checkpoint_task"]
 
 
-class AtomicModelCheckpoint(ModelCheckpoint):
-    """``ModelCheckpoint`` that writes to a temporary file and renames it into place, so an
-    interrupted save never leaves a truncated ``best.ckpt``/``last.ckpt``."""
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning ``CheckpointIO`` plugin that writes every checkpoint atomically (a temporary
+    file beside it, then ``os.replace``; :func:`vidrnn.io.files.atomic_write`), so an
+    interrupted save never leaves a truncated ``best.ckpt``/``last.ckpt``.
 
-    def _save_checkpoint(self, trainer, filepath: str) -> None:
-        tmp = f"{filepath}.tmp"
-        trainer.save_checkpoint(tmp, self.save_weights_only)
-        trainer.strategy.barrier("atomic_checkpoint")
-        if trainer.is_global_zero:
-            os.replace(tmp, filepath)
-        self._last_global_step_saved = trainer.global_step
-        self._last_checkpoint_saved = filepath
-        if trainer.is_global_zero:
-            for logger in trainer.loggers:
-                logger.after_save_checkpoint(proxy(self))
+    Pass it to the trainer: ``lightning.Trainer(plugins=[AtomicCheckpointIO()])``.
+    """
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path) as tmp:
+            torch.save(checkpoint, tmp)
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:

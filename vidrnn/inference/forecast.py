@@ -15,7 +15,6 @@ and ``metrics.json`` in the output folder.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vidrnn.io.files import write_json
 from vidrnn.metrics.forecasting import ForecastMetrics
 from vidrnn.viz.forecast import forecast_gif, forecast_grid, lead_time_plot
 
@@ -105,12 +105,13 @@ def predict_forecasts(task, specs: list[str], out_dir: str | os.PathLike, *, num
     metrics = ForecastMetrics(ssim=True).to(device)
     scores = persist = None
     if radar:
-        from vidrnn.data.radar import from_unit, persistence
+        from vidrnn.metrics.rainrate import from_unit
+        from vidrnn.models.extrapolation import persistence
         from vidrnn.metrics.nowcasting import NowcastingScores
 
         thr = tuple(settings.get("thresholds") or (0.5, 2, 5, 10, 30))
         scores, persist = NowcastingScores(thr), NowcastingScores(thr)
-        from vidrnn.data.radar import pysteps_available, pysteps_extrapolation
+        from vidrnn.models.extrapolation import pysteps_available, pysteps_extrapolation
 
         extrap = NowcastingScores(thr) if pysteps_available() else None
     written = []
@@ -157,7 +158,5 @@ def predict_forecasts(task, specs: list[str], out_dir: str | os.PathLike, *, num
         lead_time_plot({"MSE per frame": res["mse_per_frame"]}, out / "lead_time.png", ylabel="MSE per frame",
                        step=step, xlabel=xlabel, title=f"{task.hparams.model_name}: error per lead time")
     summary = {"model": task.hparams.model_name, "sequences": written, "metrics": res}
-    tmp = out / "metrics.json.tmp"
-    tmp.write_text(json.dumps(summary, indent=2))
-    os.replace(tmp, out / "metrics.json")
+    write_json(out / "metrics.json", summary)
     return summary

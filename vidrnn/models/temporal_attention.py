@@ -1,0 +1,130 @@
+"""Temporal attention LSTM for video classification and dense multi-label labelling.
+
+:class:`TemporalAttentionLSTM` -- in the manner of MultiLSTM (Yeung, Russakovsky, Jin,
+Andriluka, Mori, Fei-Fei, "Every Moment Counts: Dense Detailed Labeling of Actions in
+Complex Videos", IJCV 2017, arXiv:1507.05738): at each step the previous hidden state
+queries a window of the N most recent frame features (additive attention); the LSTM reads
+the attended context (deviation: together with the current frame's features); a
+prediction at every frame, or with ``output_window=M`` the paper's multiple outputs (step t
+predicts frames t−M+1..t, each frame's logits averaged over the steps that predicted it). ``multilabel=True`` makes per-frame
+outputs independent sigmoids (:meth:`forward_frames` gives their logits; the video-level
+output is the logit of their mean), trained against per-frame multi-hot labels
+(``data.source: multilabel_digits``, the task's ``frame_mAP``).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from vidrnn.layers.attention import AdditiveAttention
+from vidrnn.layers.encoders import FrameEncoder
+from vidrnn.models.base import FrameOutputClassifier, build_encoder
+from vidrnn.registry import register_model
+
+__all__ = ["TemporalAttentionLSTM"]
+
+
+class TemporalAttentionLSTM(FrameOutputClassifier):
+    """LSTM that attends over the N most recent frame features at every step (MultiLSTM-style).
+
+    Args:
+        encoder: frame encoder (pooled features D).
+        num_classes: K.
+        window: N, the frames attended (the current one and N−1 before it).
+        hidden_size: LSTM units.
+        attention_size: hidden size of the additive attention.
+        dropout: on the LSTM output.
+        multilabel: per-frame sigmoids instead of a softmax (see module docstring).
+        output_window: M, MultiLSTM's multiple outputs: the output at step t predicts the
+            M frames t−M+1..t, and each frame's score is the mean of the logits predicted for
+            it (at steps s..s+M−1, those inside the clip); a frame's score thus also uses up to
+            M−1 later frames (offline labelling, as the paper). 1: step t predicts frame t.
+
+    Shape:
+        video ``(B, T, 3, H, W)`` -> logits ``(B, K)``; ``forward_frames`` -> ``(B, T, K)``;
+        attention ``(B, T, N)``: weight of frame ``t − N + 1 + j`` at step t (0 before the video
+        starts).
+    """
+
+    def __init__(self, encoder: FrameEncoder, num_classes: int, *, window: int = 5, hidden_size: int = 256,
+                 attention_size: int = 128, dropout: float = 0.0, multilabel: bool = False,
+                 output_window: int = 1):
+        super().__init__(encoder, num_classes, "mean")
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        if output_window < 1:
+            raise ValueError(f"output_window must be >= 1, got {output_window}")
+        D = encoder.feature_dim
+        self.window, self.multilabel, self.output_window = window, multilabel, output_window
+        self.attn = AdditiveAttention(hidden_size, D, attention_size)
+        self.cell = nn.LSTMCell(2 * D, hidden_size)  # [attended context; current frame]
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(hidden_size, num_classes * output_window)
+        self.last_attention: torch.Tensor | None = None
+
+    def forward_features(self, feats: torch.Tensor) -> torch.Tensor:
+        """Frame features ``(B, T, D)`` -> LSTM outputs ``(B, T, H)``; sets ``last_attention``."""
+        B, T, D = feats.shape
+        N = self.window
+        padded = F.pad(feats, (0, 0, N - 1, 0))  # (B, N-1+T, D)
+        windows = padded.unfold(1, N, 1).transpose(2, 3)  # (B, T, N, D): frames t-N+1..t
+        pad_mask = (torch.arange(N, device=feats.device)[None, :] + torch.arange(T, device=feats.device)[:, None]
+                    < N - 1)  # (T, N) True before the video starts
+        keys_proj = self.attn.project_keys(windows)  # (B, T, N, A), one projection for all steps
+        h = feats.new_zeros(B, self.cell.hidden_size)
+        state = (h, h)
+        outs, weights = [], []
+        for t in range(T):
+            ctx, w = self.attn(state[0], windows[:, t], key_padding_mask=pad_mask[t].expand(B, N),
+                               projected_keys=keys_proj[:, t])
+            state = self.cell(torch.cat([ctx, feats[:, t]], dim=-1), state)
+            outs.append(state[0])
+            weights.append(w)
+        self.last_attention = torch.stack(weights, dim=1)  # (B, T, N)
+        return torch.stack(outs, dim=1)
+
+    def forward_head(self, x: torch.Tensor) -> torch.Tensor:
+        """LSTM outputs ``(B, T, H)`` -> per-frame logits ``(B, T, K)``."""
+        z = self.fc(self.dropout(x))
+        M = self.output_window
+        if M == 1:
+            return z
+        B, T, _ = z.shape
+        z = z.view(B, T, M, -1)  # slot m of step t predicts frame t - (M - 1) + m
+        shifted, counts = [], []
+        for m in range(M):
+            d = M - 1 - m  # frame s gets slot m from step s + d
+            if d < T:
+                shifted.append(F.pad(z[:, d:, m], (0, 0, 0, d)))
+                counts.append(F.pad(z.new_ones(T - d), (0, d)))
+        return torch.stack(shifted).sum(0) / torch.stack(counts).sum(0)[None, :, None]
+
+    def forward_frames(self, video: torch.Tensor, return_attention: bool = False):
+        out = super().forward_frames(video)
+        return (out, self.last_attention) if return_attention else out
+
+    def forward(self, video: torch.Tensor, return_attention: bool = False):
+        out = self.aggregate(super().forward_frames(video))
+        return (out, self.last_attention) if return_attention else out
+
+
+
+# ============================================================================ builders
+@register_model
+def temporal_attention_lstm(num_classes: int = 101, *, encoder="efficientnet_lite0", pretrained: bool = True,
+                            trainable="none", window: int = 5, hidden_size: int = 256, **kw) -> TemporalAttentionLSTM:
+    """MultiLSTM-style temporal attention over the 5 most recent frame features."""
+    return TemporalAttentionLSTM(build_encoder(encoder, pretrained, trainable), num_classes, window=window,
+                                 hidden_size=hidden_size, **kw)
+
+
+@register_model
+def temporal_attention_lstm_tiny(num_classes: int = 4, *, encoder=None, pretrained: bool = False, trainable="all",
+                                 window: int = 3, hidden_size: int = 32, **kw) -> TemporalAttentionLSTM:
+    """Temporal attention LSTM with the tiny CNN (tests, embedded data)."""
+    return temporal_attention_lstm(num_classes, encoder=encoder or {"name": "tiny", "feature_dim": 64,
+                                                                    "channels": [8, 16, 32]},
+                                   pretrained=pretrained, trainable=trainable, window=window, hidden_size=hidden_size,
+                                   attention_size=32, **kw)
