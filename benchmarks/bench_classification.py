@@ -143,7 +143,7 @@ def bench_training(repeats: int, batch: int, frames: int) -> list[tuple]:
         y = torch.randint(0, 20, (batch,))
 
         def step():
-            fl = model.forward_frames(x)
+            fl = model(x).frame_logits
             loss = torch.nn.functional.cross_entropy(fl.flatten(0, 1), y.repeat_interleave(frames))
             opt.zero_grad()
             loss.backward()

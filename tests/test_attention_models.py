@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from vidrnn import create_model
-from vidrnn.models.spatial_attention import attention_penalty, reinforce_surrogate
+from vidrnn.layers.reinforce import RewardBaseline, reinforce_surrogate
+from vidrnn.models.spatial_attention import attention_penalty
 
 
 def test_attention_penalty_hand_computed():
@@ -26,11 +27,14 @@ def test_reinforce_gradient_matches_exact_gradient_of_expected_reward(baseline):
     torch.testing.assert_close(est, exact, atol=0.03, rtol=0)
 
 
-def test_soft_attention_weights_and_return_attention():
+def test_soft_attention_weights_and_penalty_in_the_output():
     torch.manual_seed(0)
     m = create_model("soft_attention_lstm_tiny", num_classes=3).eval()
-    logits, w = m(torch.rand(2, 5, 3, 32, 32), return_attention=True)
-    assert logits.shape == (2, 3) and w.shape == (2, 5, 16)
+    out = m(torch.rand(2, 5, 3, 32, 32))
+    logits, w = out.logits, out.attention
+    assert logits.shape == (2, 3) and w.shape == (2, 5, 16) and out.attention_map == (4, 4)
+    torch.testing.assert_close(out.aux_losses["attention_penalty"], attention_penalty(w).mean())
+    assert out.policy is None
     assert (w >= 0).all()
     torch.testing.assert_close(w.sum(-1), torch.ones(2, 5))
     with pytest.raises(ValueError, match="3x3 feature maps, got 4x4"):
@@ -42,27 +46,45 @@ def test_hard_attention_samples_in_training_and_uses_expectation_in_eval():
     m = create_model("hard_attention_lstm_tiny", num_classes=3, soft_prob=0.0)
     video = torch.rand(4, 5, 3, 32, 32)
     m.train()
-    logits = m(video)
-    assert m._log_probs.shape == (4, 5) and (m._log_probs < 0).all()
-    nll = torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 0]), reduction="none")
-    loss, logs = m.auxiliary_loss(nll)
-    loss.backward()
+    out = m(video)
+    assert out.policy.log_prob.shape == (4,) and (out.policy.log_prob < 0).all()  # 5 sampled steps summed
+    nll = torch.nn.functional.cross_entropy(out.logits, torch.tensor([0, 1, 2, 0]), reduction="none")
+    out.policy.surrogate(-nll.detach()).backward()
     assert m.loc.weight.grad is not None and m.loc.weight.grad.abs().sum() > 0  # REINFORCE reaches the locator
-    torch.testing.assert_close(logs["reward_baseline"], -nll.detach().mean())  # started at the first rewards
-    loss2, logs2 = m.auxiliary_loss(nll + 1.0)
-    torch.testing.assert_close(logs2["reward_baseline"], 0.9 * logs["reward_baseline"] + 0.1 * (-(nll + 1.0).mean()))
+    first = m.reward_baseline.value.clone()
+    torch.testing.assert_close(first, -nll.detach().mean())  # started at the first rewards
+    m(video).policy.surrogate(-(nll.detach() + 1.0))
+    torch.testing.assert_close(m.reward_baseline.value, 0.9 * first + 0.1 * (-(nll.detach() + 1.0).mean()))
     m.eval()
     with torch.no_grad():
         a, b = m(video), m(video)
-    torch.testing.assert_close(a, b)  # expectation: deterministic
-    assert m._log_probs is None
+    torch.testing.assert_close(a.logits, b.logits)  # expectation: deterministic
+    assert a.policy is None
+
+
+def test_reward_baseline_survives_a_checkpoint_round_trip():
+    b = RewardBaseline(0.9)
+    b.update(torch.tensor([-2.0, -1.0]))  # starts at -1.5
+    b.update(torch.tensor([0.0]))
+    copy = RewardBaseline(0.9)
+    copy.load_state_dict(b.state_dict())
+    assert bool(copy.started) and float(copy.value) == float(b.value)
+    # the next batch continues the average instead of restarting at that batch's mean
+    torch.testing.assert_close(copy.update(torch.tensor([5.0])), b.value)
+    # checkpoints from before the baseline had its own module still load
+    m = create_model("hard_attention_lstm_tiny", num_classes=3)
+    sd = {k: v for k, v in m.state_dict().items() if not k.startswith("reward_baseline.")}
+    sd["reward_baseline"] = torch.tensor(-0.7)
+    m.load_state_dict(sd)
+    assert float(m.reward_baseline.value) == pytest.approx(-0.7) and bool(m.reward_baseline.started)
 
 
 def test_temporal_attention_window_masks_frames_before_the_start():
     torch.manual_seed(0)
     m = create_model("temporal_attention_lstm_tiny", num_classes=3, window=3).eval()
-    _, w = m(torch.rand(2, 4, 3, 32, 32), return_attention=True)
-    assert w.shape == (2, 4, 3)
+    out = m(torch.rand(2, 4, 3, 32, 32))
+    w = out.attention
+    assert w.shape == (2, 4, 3) and out.attention_map is None
     assert (w[:, 0, :2] == 0).all() and (w[:, 1, 0] == 0).all()  # no frames before t = 0
     torch.testing.assert_close(w[:, 0, 2], torch.ones(2))
     torch.testing.assert_close(w.sum(-1), torch.ones(2, 4))
@@ -137,14 +159,14 @@ def test_content_scores_with_motion_keys(attention):
     torch.manual_seed(0)
     m = create_model(attention, num_classes=3, score="content", motion_keys=True)
     video = torch.rand(2, 4, 3, 32, 32)
-    m(video).sum().backward()
+    m(video).logits.sum().backward()
     assert m.loc is None and m.att.U.weight.shape[1] == 2 * m.encoder.map_channels
     assert m.att.U.weight.grad.abs().sum() > 0
     m.eval()
     with torch.no_grad():
-        _, w = m(video, return_attention=True)
+        w = m(video).attention
         still = video[:, :1].expand(-1, 4, -1, -1, -1)
-        _, w_still = m(still, return_attention=True)
+        w_still = m(still).attention
     torch.testing.assert_close(w.sum(-1), torch.ones(2, 4))
     assert not torch.allclose(w[:, 1:], w_still[:, 1:])  # the scores see what changed between frames
 
@@ -157,12 +179,13 @@ def test_gru_rcn_levels_average_their_predictions():
     assert [tuple(x.shape) for x in maps] == [(2, 4, 16, 8, 8), (2, 4, 32, 4, 4)]
     torch.testing.assert_close(maps[1], m.encoder.forward_maps(video))
     with torch.no_grad():
-        frames = m.forward_frames(video)  # (B, T, K)
+        frames = m(video).frame_logits  # (B, T, K)
         feats = m.forward_features(maps)
         per_level = [fc(p).softmax(-1) for fc, p in zip(m.fcs, feats.split(m.hidden, -1))]
     torch.testing.assert_close(frames.softmax(-1), (per_level[0] + per_level[1]) / 2)
+    m.encoder.read_cache(True)
     with pytest.raises(ValueError, match="intermediate maps"):
-        m.forward_cached(maps[1])
+        m(maps[1])
     with pytest.raises(ValueError, match="outside the encoder"):
         create_model("convgru_rcn_tiny", levels=[7])
 
@@ -172,9 +195,8 @@ def test_reinforce_scope_limits_the_policy_gradient_to_the_attention_scorer(scop
     torch.manual_seed(0)
     m = create_model("hard_attention_lstm_tiny", num_classes=3, soft_prob=0.0, penalty=0.0, score="content",
                      motion_keys=True, reinforce_scope=scope).train()
-    m(torch.rand(4, 5, 3, 32, 32))
-    loss, _ = m.auxiliary_loss(torch.tensor([0.5, 1.0, 2.0, 3.0]))  # REINFORCE + entropy terms only
-    loss.backward()
+    out = m(torch.rand(4, 5, 3, 32, 32))
+    out.policy.surrogate(torch.tensor([0.5, 1.0, 2.0, 3.0])).backward()  # REINFORCE + entropy terms only
 
     def moved(params):
         return any(p.grad is not None and p.grad.abs().sum() > 0 for p in params)
@@ -197,9 +219,9 @@ def test_stacked_gru_rcn_level_reads_the_level_below():
         pooled = torch.nn.functional.max_pool2d(h1.flatten(0, 1), 2).unflatten(0, (2, 4))
         h2, _ = m.stacks[1][0](torch.cat([x2, pooled], dim=2))
         expected = m.fcs[0](h2.mean(dim=(-2, -1)))
-        torch.testing.assert_close(m.forward_frames(video), expected)
+        torch.testing.assert_close(m(video).frame_logits, expected)
     with pytest.raises(ValueError, match="two or more levels"):
-        create_model("convgru_rcn_tiny", stacked=True)
+        create_model("stacked_convgru_rcn_tiny", levels=[-1])
     with pytest.raises(ValueError, match="largest map to the smallest"):
         create_model("stacked_convgru_rcn_tiny", levels=[-1, -2])
 
@@ -214,4 +236,4 @@ def test_multilstm_output_window_averages_the_predictions_made_for_each_frame():
                             (z[0, 2, 2] + z[0, 3, 1]) / 2,
                             z[0, 3, 2]])
     torch.testing.assert_close(m.forward_head(h)[0], expected)
-    assert m(torch.rand(2, 5, 3, 32, 32)).shape == (2, 2)
+    assert m(torch.rand(2, 5, 3, 32, 32)).logits.shape == (2, 2)

@@ -25,8 +25,8 @@ def test_fit_test_predict_moving_mnist(mm_run, tmp_path, capsys):
         assert k in summary["metrics"]
     assert len(summary["per_lead_time"]["test"]["mse_per_frame"]) == 2
     ckpt = mm_run / "checkpoints" / "best.ckpt"
-    task = load_model(ckpt)
-    assert task.hparams.model_name == "convlstm_tiny" and task.num_output == 2
+    model = load_model(ckpt)
+    assert model.vidrnn.name == "convlstm_tiny" and model.num_output == 2 and not model.training
     assert cli.main(["test", str(ckpt), "--output", str(tmp_path / "t.json")]) == 0
     res = json.loads((tmp_path / "t.json").read_text())
     assert res["metrics"]["test/mse"] == pytest.approx(summary["metrics"]["test/mse"], rel=1e-3)
@@ -66,7 +66,7 @@ def test_classifier_checkpoint_mismatch_is_reported(mm_run, capsys):
 def test_fit_on_one_radar_event_test_on_another(tmp_path, shared_data, capsys):
     run = tmp_path / "radar"
     radar = shared_data / "radar"
-    rc = cli.main(["fit", "-c", "convlstm_radar_fmi", "--run-dir", str(run), "model.name=convlstm_tiny",
+    rc = cli.main(["fit", "-c", "convlstm_radar_fmi", "--run-dir", str(run), "model={name: convlstm_tiny}",
                    "trainer.max_epochs=1", "data.num_workers=0", "data.batch_size=4", "data.num_input=2",
                    "data.num_output=2", "data.radar.downsample=8", "data.radar.crop=16", "data.radar.num_train=4",
                    "data.radar.stride=6", "data.radar.pysteps_baseline=false",

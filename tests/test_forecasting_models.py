@@ -32,7 +32,7 @@ def test_table1_parameter_counts(name):
 
 def test_every_cell_family_has_a_tiny_variant():
     assert set(TINY) == {"convlstm_tiny", "convgru_tiny", "trajgru_tiny", "fc_lstm_tiny"}
-    families = ("convlstm_*", "convgru_*", "trajgru_*", "fc_lstm_*")
+    families = ("convlstm_*", "convgru_*", "trajgru_*", "fc_lstm_*", "encoder_forecaster")
     forecasters = list_models(task="forecasting")
     assert forecasters and all(any(fnmatch.fnmatch(n, f) for f in families) for n in forecasters)
     assert all(model_task(n) == "forecasting" for n in forecasters)

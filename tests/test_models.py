@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from vidrnn import create_model, list_models
-from vidrnn.models.base import aggregation_weights
+from vidrnn.models.base import ClassifierOutput, aggregation_weights
 
 TINY = list_models("*_tiny", task="classification")
 B, T, S, K = 2, 8, 32, 5
@@ -24,13 +24,15 @@ def test_shapes_gradients_finite(name):
     m = create_model(name, num_classes=K)
     video = torch.rand(B, T, 3, S, S)
     out = m(video)
-    assert out.shape == (B, K)
-    assert torch.isfinite(out).all()
-    out.square().sum().backward()
+    assert isinstance(out, ClassifierOutput) and out.logits.shape == (B, K)
+    assert torch.isfinite(out.logits).all()
+    if out.frame_logits is not None:
+        assert out.frame_logits.shape == (B, T, K) and out.frame_weights.shape == (T,)
+        torch.testing.assert_close(out.frame_weights.sum(), torch.tensor(1.0))
+    loss = out.logits.square().sum() + sum(out.aux_losses.values())
+    loss.backward()
     missing = [n for n, p in m.named_parameters() if p.requires_grad and (p.grad is None or p.grad.abs().sum() == 0)]
     assert not missing, f"parameters without gradient: {missing}"
-    if hasattr(m, "forward_frames"):
-        assert m.forward_frames(video).shape == (B, T, K)
 
 
 @pytest.mark.parametrize("name", TINY)
@@ -39,11 +41,11 @@ def test_batch_independence_and_eval_determinism(name):
     m = create_model(name, num_classes=K).eval()
     video = torch.rand(B, T, 3, S, S)
     with torch.no_grad():
-        a = m(video)
+        a = m(video).logits
         video2 = video.clone()
         video2[1] = torch.rand(T, 3, S, S)
-        b = m(video2)
-        c = m(video)
+        b = m(video2).logits
+        c = m(video).logits
     torch.testing.assert_close(a[0], b[0])  # sample 0 unaffected by sample 1
     assert not torch.allclose(a[1], b[1])
     torch.testing.assert_close(a, c)
@@ -56,13 +58,17 @@ def test_cached_features_path_equals_video_path(name):
     video = torch.rand(B, T, 3, S, S)
     with torch.no_grad():
         feats = m.encode(video)
-        if getattr(m, "levels", [-1]) != [-1]:  # several encoder levels: a cache holds the last map only
+        expected = m(video).logits
+        m.encoder.read_cache(True)  # the same forward, the encoder now the identity on cached features
+        if not torch.is_tensor(feats):  # several encoder levels: a cache holds the last map only
             with pytest.raises(ValueError, match="intermediate maps"):
-                m.forward_cached(feats[-1])
+                m(feats[-1])
             return
-        torch.testing.assert_close(m.forward_cached(feats), m(video))
-    with pytest.raises(ValueError, match="expects cached"):
-        m.forward_cached(feats.flatten(2) if feats.dim() == 5 else feats[..., None, None])
+        torch.testing.assert_close(m(feats).logits, expected)
+        with pytest.raises(ValueError, match="cached .* features of this encoder"):
+            m(feats.flatten(2) if feats.dim() == 5 else feats[..., None, None])
+        m.encoder.read_cache(False)
+        torch.testing.assert_close(m(video).logits, expected)
 
 
 def test_temporal_order_matters_for_lstm_not_for_average():
@@ -71,9 +77,9 @@ def test_temporal_order_matters_for_lstm_not_for_average():
     rev = video.flip(1)
     with torch.no_grad():
         avg = create_model("avg_pooling_tiny", num_classes=K).eval()
-        torch.testing.assert_close(avg(video), avg(rev))
+        torch.testing.assert_close(avg(video).logits, avg(rev).logits)
         lrcn = create_model("lrcn_tiny", num_classes=K).eval()
-        assert not torch.allclose(lrcn(video), lrcn(rev))
+        assert not torch.allclose(lrcn(video).logits, lrcn(rev).logits)
 
 
 def test_aggregation_weights_and_modes():
@@ -91,7 +97,7 @@ def test_local_pooling_fixed_length_and_tdc_short_clip():
     with pytest.raises(ValueError, match="num_frames=8"):
         m(torch.rand(1, 6, 3, S, S))
     tdc = create_model("time_domain_conv_tiny", num_classes=K)
-    assert tdc(torch.rand(1, 2, 3, S, S)).shape == (1, K)  # shorter than the temporal kernel
+    assert tdc(torch.rand(1, 2, 3, S, S)).logits.shape == (1, K)  # shorter than the temporal kernel
 
 
 def test_deep_lstm_paper_configuration_parameter_count():
@@ -104,7 +110,25 @@ def test_deep_lstm_paper_configuration_parameter_count():
         create_model("deep_lstm_tiny", num_layers=6)
 
 
+def test_builders_take_explicit_typed_arguments():
+    import inspect
+
+    from vidrnn.registry import get_model_builder
+
+    for name in list_models():
+        params = inspect.signature(get_model_builder(name)).parameters.values()
+        assert not any(p.kind is p.VAR_KEYWORD for p in params), name
+        untyped = [p.name for p in params if p.annotation is inspect.Parameter.empty]
+        assert not untyped, f"{name}: untyped arguments {untyped}"
+    with pytest.raises(TypeError, match="explicitly"):
+        from vidrnn import register_model
+
+        @register_model
+        def loose_builder(**kw):  # noqa: ARG001
+            return None
+
+
 def test_peephole_cell_plugs_into_lrcn():
     m = create_model("lrcn_tiny", num_classes=K, cell="peephole")
-    assert m(torch.rand(1, 4, 3, S, S)).shape == (1, K)
+    assert m(torch.rand(1, 4, 3, S, S)).logits.shape == (1, K)
     assert any("weight_ci" in n for n, _ in m.named_parameters())

@@ -65,21 +65,28 @@ def test_task_trains_per_frame_bce_and_logs_map():
     task = ClassificationTask("temporal_attention_lstm_tiny", {}, [str(i) for i in range(10)], multilabel=True)
     d = MultiLabelDigits("train", 4)
     batch = collate_clips([d[i] for i in range(4)])
-    logits, frames = task.forward_views(batch)
+    out = task.model(batch["video"])
+    frames = out.frame_logits
     expected = torch.nn.functional.binary_cross_entropy_with_logits(frames, batch["frame_labels"])
-    torch.testing.assert_close(task._multilabel_loss(batch, logits, frames, batch["label"]), expected)
+    torch.testing.assert_close(task._multilabel_loss(batch, out, batch["label"]), expected)
     masked = {**batch, "frame_mask": batch["frame_mask"].clone()}
     masked["frame_mask"][:, 10:] = False  # as if every clip were padded after frame 10
     expected = torch.nn.functional.binary_cross_entropy_with_logits(frames[:, :10], batch["frame_labels"][:, :10])
-    torch.testing.assert_close(task._multilabel_loss(masked, logits, frames, batch["label"]), expected)
+    torch.testing.assert_close(task._multilabel_loss(masked, out, batch["label"]), expected)
+    task.eval()
     task._eval_step(batch, task.val_metrics, "val")
-    assert 0.0 <= float(task.val_metrics.compute()["val/mAP"]) <= 1.0
+    with torch.no_grad():
+        probs = task.model(batch["video"]).logits.sigmoid()
+    from vidrnn.metrics.multilabel import MeanAveragePrecision
+
+    expected_map = MeanAveragePrecision(10)(probs.clamp(1e-6, 1 - 1e-6), batch["label"].long())
+    torch.testing.assert_close(task.val_metrics.compute()["val/mAP"], expected_map)
     assert task.val_frame_map.update_count == 1
     logged = {}
     task.log = lambda name, value, **kw: logged.__setitem__(name, value)
     with torch.no_grad():
         task._eval_step(batch, task.val_metrics, "val")
-        p = task.model(batch["video"]).sigmoid().clamp(1e-6, 1 - 1e-6)
+        p = task.model(batch["video"]).logits.sigmoid().clamp(1e-6, 1 - 1e-6)
     torch.testing.assert_close(logged["val/loss"], torch.nn.functional.binary_cross_entropy(p, batch["label"]))
     bad = {**batch, "frame_labels": batch["frame_labels"][:, :-1]}
     with pytest.raises(ValueError, match=r"frame_labels \(4, 15, 10\) do not line up"):

@@ -1,11 +1,30 @@
-"""Run configuration: YAML files plus ``key.sub=value`` command-line overrides.
+"""Run configuration: YAML files plus ``key.sub=value`` command-line overrides, checked before
+anything is built or written.
 
-A config has the sections ``model`` (``name`` plus builder arguments), ``data`` (see
-:mod:`vidrnn.data.datamodule`), ``optimizer``, ``trainer`` (``lightning.Trainer``
-arguments), ``run`` (``root``/``name`` of the run directory) and top-level ``seed`` and
-``label_smoothing``. Files are merged over :data:`DEFAULT_CONFIG`; overrides are applied
-last, values parsed as YAML (``trainer.max_epochs=3``, ``data.sampler.name=dense``,
-``model.encoder=efficientnet_lite0``).
+A config has these sections, each checked against the one place that defines it:
+
+========================  ==============================================================
+``seed``                  an int (default 0)
+``model``                 ``name`` (a registered model, default ``lrcn_tiny``) and that
+                          builder's keyword arguments, checked against its signature
+``data``                  classification: :class:`vidrnn.data.datamodule.VideoDataSettings`;
+                          forecasting: :class:`vidrnn.data.forecast_datamodule.ForecastDataSettings`
+``optimizer``             :class:`vidrnn.tasks.optim.OptimizerSettings`
+``trainer``               ``lightning.Trainer`` arguments (checked against its signature),
+                          vidrnn's defaults in :data:`TRAINER_DEFAULTS`
+``run``                   :class:`RunSettings` (where run directories go)
+``classification``        :class:`vidrnn.tasks.classification.ClassificationSettings`
+``forecasting``           :class:`vidrnn.tasks.forecasting.ForecastingSettings`
+========================  ==============================================================
+
+The model's task (registered with the builder) decides which ``data`` schema applies and
+which task section may be given. An unknown key anywhere gets a one-line error with the
+closest valid keys (``data.batchsize: unknown key; did you mean data.batch_size?``), a wrong
+type names what was expected (``trainer.max_epochs: expected an int or null, got 'ten' (a
+string)``). Overrides are parsed as YAML (``trainer.max_epochs=3``,
+``data.sampler.name=dense``, ``model.encoder=efficientnet_lite0``). The resolved config (every
+default filled in, except the model's: those stay in the builder's signature) is what a run
+saves as ``config.yaml`` and in its checkpoints. The validator itself is :mod:`vidrnn.schema`.
 """
 
 from __future__ import annotations
@@ -13,6 +32,7 @@ from __future__ import annotations
 import copy
 import difflib
 import os
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
@@ -21,33 +41,115 @@ import yaml
 
 from vidrnn.errors import ConfigError
 from vidrnn.io.files import write_text
+from vidrnn.registry import get_model_builder, model_task
+from vidrnn.schema import merge, unknown_key, validate_call, validate_section, validate_value
 
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
-__all__ = ["DEFAULT_CONFIG", "load_config", "apply_overrides", "find_config", "merge", "dump_config"]
+__all__ = ["load_config", "resolve_config", "apply_overrides", "find_config", "shipped_configs", "config_summary",
+           "dump_config", "merge", "RunSettings", "TRAINER_DEFAULTS", "SECTIONS"]
 
-DEFAULT_CONFIG: dict[str, Any] = {
-    "seed": 0,
-    "model": {"name": "lrcn_tiny"},
-    "data": {"source": "digits"},
-    "optimizer": {"name": "adamw", "lr": 3e-3, "weight_decay": 1e-4, "scheduler": "cosine", "warmup_epochs": 0},
-    "trainer": {"max_epochs": 4, "accelerator": "auto", "devices": 1, "precision": "32-true",
-                "log_every_n_steps": 10},
-    "label_smoothing": 0.0,
-    "forecasting": {"loss": "bce", "scheduled_sampling": None, "ssim": True},
-    "run": {"root": "runs", "name": None},
+SECTIONS = ("seed", "model", "data", "optimizer", "trainer", "run", "classification", "forecasting")
+DEFAULT_MODEL = "lrcn_tiny"
+
+#: vidrnn's defaults for the Lightning Trainer (every other argument: Lightning's own default)
+TRAINER_DEFAULTS: dict[str, Any] = {"max_epochs": 4, "accelerator": "auto", "devices": 1, "precision": "32-true",
+                                    "log_every_n_steps": 10}
+#: Trainer arguments vidrnn sets itself
+TRAINER_RESERVED = {
+    "logger": "set by vidrnn (CSV, and TensorBoard when installed, in the run directory)",
+    "callbacks": "set by vidrnn (checkpoints in the run directory)",
+    "plugins": "set by vidrnn (atomic checkpoint writes)",
+    "default_root_dir": "set by vidrnn: choose the run directory with --run-dir or run.root",
+    "enable_checkpointing": "set by vidrnn (best and last checkpoints)",
+    "enable_model_summary": "set by vidrnn",
+    "model_registry": "not used by vidrnn",
+}
+#: model arguments that come from the data, by task
+MODEL_RESERVED = {
+    "classification": {"num_classes": "set from the data's classes",
+                       "multilabel": "set from the data (multi-label sources)"},
+    "forecasting": {"num_output": "set data.num_output instead"},
 }
 
 
-def merge(base: dict, update: dict) -> dict:
-    """Recursive dict merge: ``update`` wins; nested dicts merge, everything else is replaced."""
-    out = copy.deepcopy(base)
-    for k, v in (update or {}).items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k] = merge(out[k], v)
-        else:
-            out[k] = copy.deepcopy(v)
+@dataclass
+class RunSettings:
+    """The ``run:`` section: a run directory is ``<root>/<name>/<timestamp>`` (name: the config's
+    name, else the model's)."""
+
+    root: str = "runs"
+    name: str | None = None
+
+
+def _task_sections() -> dict[str, tuple]:
+    """``task -> (data validator, task-section settings class)``."""
+    from vidrnn.data.datamodule import validate_data_settings
+    from vidrnn.data.forecast_datamodule import validate_forecast_data_settings
+    from vidrnn.tasks.classification import ClassificationSettings
+    from vidrnn.tasks.forecasting import ForecastingSettings
+
+    return {"classification": (validate_data_settings, ClassificationSettings),
+            "forecasting": (validate_forecast_data_settings, ForecastingSettings)}
+
+
+def _trainer_signature():
+    import lightning as L
+
+    return L.Trainer
+
+
+def resolve_config(raw: dict | None, *, where: str = "") -> dict:
+    """Check every section of a config and fill in the defaults.
+
+    Args:
+        raw: the config as read (file merged with overrides).
+        where: prefix for messages (e.g. the file name).
+
+    Returns:
+        The resolved config: ``seed``, ``model``, ``data``, ``optimizer``, ``trainer``, ``run``
+        and the model's task section.
+
+    Raises:
+        ConfigError: the first problem found, in one line naming the key.
+    """
+    raw = dict(raw or {})
+    for key in raw:
+        if key not in SECTIONS:
+            raise unknown_key(str(key), SECTIONS, "")
+    out: dict[str, Any] = {"seed": validate_value(raw.get("seed", 0), int, "seed")}
+    model = raw.get("model")
+    if model is None:
+        model = {}
+    if not isinstance(model, dict):
+        raise ConfigError(f"model: expected a mapping with a name and the model's arguments, got {model!r}")
+    model = dict(model)
+    name = model.pop("name", None) or DEFAULT_MODEL
+    if not isinstance(name, str):
+        raise ConfigError(f"model.name: expected a registered model name, got {name!r}")
+    try:
+        builder = get_model_builder(name)
+    except ValueError as e:
+        raise ConfigError(f"model.name: {e}") from None
+    task = model_task(name)
+    out["model"] = {"name": name, **validate_call(builder, model, "model", reserved=MODEL_RESERVED[task])}
+    validate_data, task_settings = _task_sections()[task]
+    out["data"] = validate_data(raw.get("data"), "data")
+    from vidrnn.tasks.optim import OptimizerSettings
+
+    out["optimizer"] = validate_section(OptimizerSettings, raw.get("optimizer"), "optimizer")
+    trainer = raw.get("trainer") or {}
+    if not isinstance(trainer, dict):
+        raise ConfigError(f"trainer: expected a mapping of lightning.Trainer arguments, got {trainer!r}")
+    out["trainer"] = validate_call(_trainer_signature(), {**TRAINER_DEFAULTS, **trainer}, "trainer",
+                                   reserved=TRAINER_RESERVED)
+    out["run"] = validate_section(RunSettings, raw.get("run"), "run")
+    other = "forecasting" if task == "classification" else "classification"
+    if raw.get(other):
+        raise ConfigError(f"{other}: settings for {other} models, but {name!r} is a {task} model "
+                          f"(use the {task} section)")
+    out[task] = validate_section(task_settings, raw.get(task), task)
     return out
 
 
@@ -55,6 +157,14 @@ def shipped_configs() -> dict[str, Traversable]:
     """The configs shipped inside the package (``vidrnn/configs/*.yaml``), by name."""
     folder = resources.files("vidrnn") / "configs"
     return {f.name[:-5]: f for f in sorted(folder.iterdir(), key=lambda f: f.name) if f.name.endswith(".yaml")}
+
+
+def config_summary(cfg_file) -> str:
+    """The first comment line of a shipped config (what ``vidrnn configs`` prints)."""
+    for line in cfg_file.read_text().splitlines():
+        if line.startswith("#"):
+            return line.lstrip("# ").strip()
+    return ""
 
 
 def find_config(name: str | os.PathLike) -> Path | Traversable:
@@ -76,11 +186,27 @@ def find_config(name: str | os.PathLike) -> Path | Traversable:
     raise FileNotFoundError(f"config {str(name)!r} not found: not a YAML file, nor a config shipped with vidrnn; {hint}")
 
 
-def apply_overrides(cfg: dict, overrides: Sequence[str]) -> dict:
-    """Apply ``a.b.c=value`` overrides (value parsed as YAML).
+def read_config_file(path: str | os.PathLike) -> tuple[dict, str]:
+    """``(the mapping in a config file, its name)``.
 
     Raises:
-        ConfigError: an override without ``=``, or one that descends into a non-dict.
+        FileNotFoundError: no such config. ConfigError: not YAML, or not a mapping.
+    """
+    p = find_config(path)
+    try:
+        loaded = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{p}: expected a mapping of sections ({', '.join(SECTIONS)}), got {type(loaded).__name__}")
+    return loaded, p.name.rsplit(".", 1)[0]
+
+
+def apply_overrides(cfg: dict, overrides: Sequence[str]) -> dict:
+    """Apply ``a.b.c=value`` overrides (value parsed as YAML) to a copy of ``cfg``.
+
+    Raises:
+        ConfigError: an override without ``=``, or one that descends into a non-mapping.
     """
     cfg = copy.deepcopy(cfg)
     for ov in overrides:
@@ -90,9 +216,11 @@ def apply_overrides(cfg: dict, overrides: Sequence[str]) -> dict:
         try:
             value = yaml.safe_load(raw) if raw != "" else None
         except yaml.YAMLError as e:
-            raise ConfigError(f"override {ov!r}: value is not valid YAML ({e})") from None
+            raise ConfigError(f"override {ov!r}: value is not valid YAML ({str(e).splitlines()[0]})") from None
         node = cfg
         parts = key.strip().split(".")
+        if not all(parts):
+            raise ConfigError(f"override {ov!r}: expected key.path=value")
         for p in parts[:-1]:
             if node.get(p) is None:
                 node[p] = {}
@@ -103,30 +231,27 @@ def apply_overrides(cfg: dict, overrides: Sequence[str]) -> dict:
     return cfg
 
 
-def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = ()) -> dict:
-    """Defaults, then the YAML file (if any), then the overrides.
+def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = (), *,
+                base: dict | None = None) -> dict:
+    """The resolved config: ``base`` (e.g. a checkpoint's config), then the YAML file (if any),
+    then the overrides, all checked (:func:`resolve_config`).
+
+    ``run.name`` defaults to the config file's name.
 
     Raises:
         FileNotFoundError: the config does not exist.
-        ConfigError: the file is not a YAML mapping, or a bad override.
+        ConfigError: the file is not a YAML mapping, a bad override, or a bad setting.
     """
-    cfg = copy.deepcopy(DEFAULT_CONFIG)
+    raw = copy.deepcopy(base or {})
     if path is not None:
-        p = find_config(path)
-        try:
-            loaded = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML ({e})") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{p}: expected a mapping of sections (model, data, trainer, ...), got {type(loaded).__name__}")
-        unknown = set(loaded) - set(DEFAULT_CONFIG)
-        if unknown:
-            raise ConfigError(f"{p}: unknown sections {sorted(unknown)}; expected {sorted(DEFAULT_CONFIG)}")
-        cfg = merge(cfg, loaded)
-        cfg["run"]["name"] = cfg["run"].get("name") or p.name.rsplit(".", 1)[0]
-    return apply_overrides(cfg, overrides)
+        loaded, name = read_config_file(path)
+        raw = merge(raw, loaded)
+        run = raw.get("run") if isinstance(raw.get("run"), dict) else {}
+        if not run.get("name") and isinstance(raw.get("run", {}), dict):
+            raw["run"] = {**run, "name": name}
+    return resolve_config(apply_overrides(raw, overrides))
 
 
 def dump_config(cfg: dict, path: str | os.PathLike) -> None:
-    """Write ``cfg`` as YAML atomically (temporary file, then rename)."""
+    """Write ``cfg`` as YAML atomically."""
     write_text(path, yaml.safe_dump(cfg, sort_keys=False))

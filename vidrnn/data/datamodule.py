@@ -29,9 +29,9 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import lightning as L
 import numpy as np
@@ -39,34 +39,175 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vidrnn.data.digits import DistractorDigits, MovingDigits, MultiLabelDigits
-from vidrnn.data.transforms import build_clip_transform
+from vidrnn.data.transforms import ClipTransformConfig, build_clip_transform
 from vidrnn.data.annotations import (VideoSample, read_annotation_list, read_charades_csv, read_hmdb51_split,
                                      read_kinetics_csv, read_ucf101_split, scan_video_folder)
 from vidrnn.data.clip_dataset import VideoClipDataset, collate_clips
 from vidrnn.errors import ConfigError
-from vidrnn.io.sampling import build_sampler
+from vidrnn.io.sampling import SamplerSettings, build_sampler
+from vidrnn.schema import validate_section
 
 log = logging.getLogger(__name__)
 
-__all__ = ["VideoDataModule", "DATA_DEFAULTS", "resolve_annotations"]
+__all__ = ["VideoDataModule", "VideoDataSettings", "validate_data_settings", "resolve_annotations"]
 
-DATA_DEFAULTS: dict[str, Any] = {
-    "source": "digits",
-    "digits": {"num_train": 2000, "num_val": 400, "num_test": 400, "num_frames": 8, "size": 32, "seed": 0},
-    "distractors": {"num_train": 4000, "num_val": 400, "num_test": 400, "num_frames": 8, "size": 40,
-                    "digit_size": 12, "num_distractors": 2, "seed": 0},
-    "multilabel_digits": {"num_train": 4000, "num_val": 400, "num_test": 400, "num_frames": 16, "size": 32,
-                          "digit_size": 14, "max_events": 3, "max_duration": 8, "occlusion": 0.4, "seed": 0},
-    "sampler": {"name": "uniform", "num_frames": 8},
-    "test_sampler": None,
-    "transform": {"size": 112},
-    "decode_size": 128,
-    "crop_fraction": 1.0,
-    "stream": None,
-    "batch_size": 8,
-    "num_workers": 2,
-    "on_error": "skip",
-}
+@dataclass
+class DigitsSettings:
+    """``data.digits``: the embedded Moving Digits (:class:`~vidrnn.data.digits.MovingDigits`)."""
+
+    num_train: int = 2000
+    num_val: int = 400
+    num_test: int = 400
+    num_frames: int = 8
+    size: int = 32
+    seed: int = 0
+
+
+@dataclass
+class DistractorSettings:
+    """``data.distractors``: the embedded distractor task (:class:`~vidrnn.data.digits.DistractorDigits`)."""
+
+    num_train: int = 4000
+    num_val: int = 400
+    num_test: int = 400
+    num_frames: int = 8
+    size: int = 40
+    digit_size: int = 12
+    num_distractors: int = 2
+    seed: int = 0
+
+
+@dataclass
+class MultiLabelDigitsSettings:
+    """``data.multilabel_digits``: embedded dense multi-label data (:class:`~vidrnn.data.digits.MultiLabelDigits`)."""
+
+    num_train: int = 4000
+    num_val: int = 400
+    num_test: int = 400
+    num_frames: int = 16
+    size: int = 32
+    digit_size: int = 14
+    max_events: int = 3
+    max_duration: int = 8
+    occlusion: float = 0.4
+    seed: int = 0
+
+
+@dataclass
+class FolderSplit:
+    """``data.split`` of ``source: folder``: how train/val/test are made.
+
+    Attributes:
+        mode: ``videos`` (a per-class random split of the videos), ``folders`` (``root/train``,
+            ``root/val``, ``root/test``) or ``temporal`` (fractions of each video's duration).
+        val, test: ``videos``: the fractions of each class's videos (default 0.2 each);
+            ``temporal``: ``[start, end]`` fractions of each video.
+        train: ``temporal``: ``[start, end]``.
+        seed: ``videos``: the shuffle seed.
+    """
+
+    mode: Literal["videos", "folders", "temporal"] = "videos"
+    val: float | list[float] | None = None
+    test: float | list[float] | None = None
+    train: list[float] | None = None
+    seed: int = 0
+
+
+SOURCES = ("digits", "distractors", "multilabel_digits", "folder", "list", "ucf101", "hmdb51", "kinetics", "charades",
+           "features")
+
+
+@dataclass
+class VideoDataSettings:
+    """The ``data:`` section of a classification run (the defaults of every data setting).
+
+    Attributes:
+        source: where the videos and labels come from (see the module docstring).
+        digits, distractors, multilabel_digits: settings of the embedded sources (only the
+            chosen source's section may be given).
+        root: the video folder (``folder``, ``list``, ``ucf101``, ``hmdb51``, ``kinetics``, ``charades``).
+        label_from: ``folder``: the class is the ``parent`` folder or the file's ``stem``.
+        split: ``folder``: a :class:`FolderSplit`; ``ucf101``/``hmdb51``: the official split 1-3.
+        split_dir: ``ucf101``/``hmdb51``: the folder of the official split files.
+        train_list, val_list, test_list: ``list``: files of ``path label [start end]`` lines.
+        train_csv, val_csv, test_csv: ``kinetics``/``charades`` annotation files.
+        classes_file: ``charades``: ``Charades_v1_classes.txt``.
+        classes: fix the class names and their order (default: sorted as found).
+        cache: ``features``: a feature cache made by ``vidrnn extract-features``.
+        num_frames: ``features``: frames per clip (null: every cached frame of a video).
+        sampler: frames of a training clip: ``{name: uniform|segments|dense|fps, ...}`` (see
+            :mod:`vidrnn.io.sampling`); given without ``name``, its keys update the default.
+        test_sampler: the same for evaluation and prediction (default: ``sampler``).
+        transform: :class:`~vidrnn.data.transforms.ClipTransformConfig` settings.
+        decode_size: shorter side (pixels) frames are decoded at; null: full size.
+        crop_fraction: training: sample from a random window of this fraction of each video.
+        stream: video stream index (default: the best one).
+        batch_size: videos per batch.
+        num_workers: DataLoader worker processes.
+        on_error: a video that cannot be decoded is ``skip``-ped (logged, counted) or ``raise``-s.
+    """
+
+    source: Literal["digits", "distractors", "multilabel_digits", "folder", "list", "ucf101", "hmdb51", "kinetics",
+                    "charades", "features"] = "digits"
+    digits: DigitsSettings | None = None
+    distractors: DistractorSettings | None = None
+    multilabel_digits: MultiLabelDigitsSettings | None = None
+    root: str | None = None
+    label_from: Literal["parent", "stem"] = "parent"
+    split: int | FolderSplit | None = None
+    split_dir: str | None = None
+    train_list: str | None = None
+    val_list: str | None = None
+    test_list: str | None = None
+    train_csv: str | None = None
+    val_csv: str | None = None
+    test_csv: str | None = None
+    classes_file: str | None = None
+    classes: list[str] | None = None
+    cache: str | None = None
+    num_frames: int | None = None
+    sampler: SamplerSettings = field(default_factory=lambda: {"name": "uniform", "num_frames": 8})
+    test_sampler: SamplerSettings | None = None
+    transform: ClipTransformConfig = field(default_factory=ClipTransformConfig)
+    decode_size: int | None = 128
+    crop_fraction: float = 1.0
+    stream: int | None = None
+    batch_size: int = 8
+    num_workers: int = 2
+    on_error: Literal["skip", "raise"] = "skip"
+
+
+_EMBEDDED_SETTINGS = {"digits": DigitsSettings, "distractors": DistractorSettings,
+                      "multilabel_digits": MultiLabelDigitsSettings}
+#: keys a data module adds to its resolved settings (not settings a user gives)
+DERIVED_KEYS = ("feature_kind",)
+
+
+def validate_data_settings(given: dict | None, where: str = "data") -> dict:
+    """The ``data`` section of a classification run, checked and completed with the defaults.
+
+    Only the chosen embedded source's section is kept (``data.digits`` for ``source: digits``);
+    a sampler given without ``name`` updates the default sampler.
+
+    Raises:
+        ConfigError: an unknown key (closest named), a wrong type, or the section of another
+            embedded source.
+    """
+    given = {k: v for k, v in dict(given or {}).items() if k not in DERIVED_KEYS}
+    sampler = given.get("sampler")
+    if isinstance(sampler, dict) and "name" not in sampler:
+        given["sampler"] = {"name": "uniform", "num_frames": 8, **sampler}
+    d = validate_section(VideoDataSettings, given, where)
+    src = d["source"]
+    for key, cls in _EMBEDDED_SETTINGS.items():
+        if key == src:
+            d[key] = validate_section(cls, d[key], f"{where}.{key}")
+        elif d[key] is not None:
+            raise ConfigError(f"{where}.{key}: settings of data.source={key}, but data.source is {src!r}")
+        else:
+            del d[key]
+    return d
+
 
 Splits = dict[str, list[VideoSample]]
 _MULTILABEL_SOURCES = {"charades"}  # annotation sources whose videos carry several labels
@@ -119,9 +260,17 @@ def resolve_annotations(cfg: dict) -> tuple[Splits, list[str]]:
 
     classes = cfg.get("classes")
     if src == "folder":
-        split = {"mode": "videos", **(cfg.get("split") or {})}
+        split = cfg.get("split")
+        if split is not None and not isinstance(split, dict):
+            raise ConfigError(f"data.split: for data.source='folder' expected {{mode: videos|folders|temporal, ...}}, "
+                              f"got {split!r}")
+        split = {"mode": "videos", "seed": 0, **{k: v for k, v in (split or {}).items() if v is not None}}
         if split["mode"] == "videos":
-            split = {"val": 0.2, "test": 0.2, "seed": 0, **split}
+            split = {"val": 0.2, "test": 0.2, **split}
+            for part in ("val", "test"):
+                if not isinstance(split[part], (int, float)):
+                    raise ConfigError(f"data.split.{part}: mode 'videos' takes a fraction of the videos, got "
+                                      f"{split[part]!r}")
         root = Path(need("root"))
         label_from = cfg.get("label_from", "parent")
         if split["mode"] == "folders":
@@ -159,7 +308,9 @@ def resolve_annotations(cfg: dict) -> tuple[Splits, list[str]]:
         reader = read_ucf101_split if src == "ucf101" else read_hmdb51_split
         root = need("root")
         split_dir = cfg.get("split_dir") or (None if src == "ucf101" else need("split_dir"))
-        k = int(cfg.get("split", 1) if not isinstance(cfg.get("split"), dict) else 1)
+        k = cfg.get("split") or 1
+        if not isinstance(k, int) or not 1 <= k <= 3:
+            raise ConfigError(f"data.split: the official {src} split is 1, 2 or 3, got {k!r}")
         train, classes = reader(root, split_dir, split=k, subset="train")
         test, _ = reader(root, split_dir, split=k, subset="test")
         return {"train": train, "val": test, "test": test}, classes
@@ -182,35 +333,26 @@ def resolve_annotations(cfg: dict) -> tuple[Splits, list[str]]:
 
 
 class VideoDataModule(L.LightningDataModule):
-    """Datasets and loaders for one ``data:`` config (merged over :data:`DATA_DEFAULTS`).
+    """Datasets and loaders for one ``data:`` config (checked and completed with the defaults
+    of :class:`VideoDataSettings`).
 
     Attributes after construction: ``classes`` (list of class names), ``splits`` (dict of
     datasets; a split with no samples is absent), ``multilabel`` (labels are multi-hot).
 
     Raises:
-        ConfigError, FileNotFoundError: as :func:`resolve_annotations`.
+        ConfigError: bad settings (:func:`validate_data_settings`), or as :func:`resolve_annotations`.
+        FileNotFoundError: as :func:`resolve_annotations`.
     """
 
-    def __init__(self, cfg: dict):
+    def __init__(self, cfg: dict | None = None):
         super().__init__()
-        from vidrnn.config import merge
-
-        # Nested settings merge over the defaults (``data.transform.size=64`` keeps the other
-        # transform settings); a sampler given with another name replaces the default one.
-        self.cfg = merge(DATA_DEFAULTS, {k: v for k, v in cfg.items() if k not in ("sampler", "test_sampler")})
-        for key in ("sampler", "test_sampler"):
-            given = cfg.get(key)
-            base = DATA_DEFAULTS[key]
-            if isinstance(given, dict) and "name" not in given and isinstance(base, dict):
-                given = {**base, **given}
-            self.cfg[key] = given if key in cfg else base
+        self.cfg = validate_data_settings(cfg)
         c = self.cfg
         self.splits: dict[str, Dataset] = {}
         self.multilabel = False
         if c["source"] in _EMBEDDED:
             Data = _EMBEDDED[c["source"]]
-            d = {**DATA_DEFAULTS[c["source"]], **(c.get(c["source"]) or {})}
-            self.cfg[c["source"]] = d
+            d = c[c["source"]]
             kw = {k: v for k, v in d.items() if k not in ("num_train", "num_val", "num_test")}
             self.splits = {"train": Data("train", d["num_train"], **kw),
                            "val": Data("val", d["num_val"], **kw),

@@ -1,6 +1,6 @@
 """The LightningDataModule for forecasting runs: Moving MNIST and radar nowcasting.
 
-``data:`` section of a forecasting config (merged over :data:`FORECAST_DEFAULTS`):
+``data:`` section of a forecasting config (:class:`ForecastDataSettings` holds the defaults):
 
 * ``source: moving_mnist`` -- sequences generated from real MNIST digits
   (:mod:`vidrnn.data.moving_mnist`). ``moving_mnist: {root, train_digits, num_train, num_val,
@@ -25,34 +25,106 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Literal
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from vidrnn.config import merge
 from vidrnn.errors import ConfigError
+from vidrnn.schema import validate_section
 
-__all__ = ["ForecastDataModule", "FORECAST_DEFAULTS"]
+__all__ = ["ForecastDataModule", "ForecastDataSettings", "validate_forecast_data_settings"]
 
-FORECAST_DEFAULTS: dict[str, Any] = {
-    "source": "moving_mnist",
-    "num_input": 10,
-    "num_output": 10,
-    "batch_size": 16,
-    "num_workers": 2,
-    "moving_mnist": {"root": None, "train_digits": None, "digit_split": 0.8, "num_train": 2000, "num_val": 200,
-                     "num_test": 500, "val_seed": 1, "test_seed": 2, "num_digits": 2, "size": 64,
-                     "step_length": 0.1, "test_npy": None},
-    "radar": {"train": {"root": None, "source": "fmi"}, "test": {"root": None, "source": "knmi"},
-              "val_fraction": 0.25, "downsample": 2, "crop": 64, "eval_crop": None, "min_valid": 0.7, "stride": 1,
-              "num_train": 256, "zr_a": 200.0, "zr_b": 1.6, "pysteps_baseline": True},
-}
+@dataclass
+class MovingMNISTSettings:
+    """``data.moving_mnist`` (see the module docstring)."""
 
-_FORECAST_KEYS = set(FORECAST_DEFAULTS)
-_DERIVED_KEYS = {"kind", "thresholds", "timestep_minutes", "zr_a", "zr_b"}  # written into the settings by this module
+    root: str | None = None
+    train_digits: bool | None = None
+    digit_split: float = 0.8
+    num_train: int = 2000
+    num_val: int = 200
+    num_test: int = 500
+    val_seed: int = 1
+    test_seed: int = 2
+    num_digits: int = 2
+    size: int = 64
+    step_length: float = 0.1
+    test_npy: str | None = None
+
+
+@dataclass
+class RadarEvent:
+    """One radar event: the folder of its files and their format."""
+
+    root: str | None = None
+    source: Literal["fmi", "knmi"] = "fmi"
+
+
+@dataclass
+class RadarSettings:
+    """``data.radar`` (see the module docstring)."""
+
+    train: RadarEvent = field(default_factory=lambda: RadarEvent(source="fmi"))
+    test: RadarEvent = field(default_factory=lambda: RadarEvent(source="knmi"))
+    val_fraction: float = 0.25
+    downsample: int = 2
+    crop: int = 64
+    eval_crop: int | None = None
+    min_valid: float = 0.7
+    stride: int = 1
+    num_train: int = 256
+    zr_a: float = 200.0
+    zr_b: float = 1.6
+    pysteps_baseline: bool = True
+
+
+@dataclass
+class ForecastDataSettings:
+    """The ``data:`` section of a forecasting run (only the chosen source's section is kept).
+
+    Attributes:
+        source: ``moving_mnist`` or ``radar``.
+        num_input: frames given to the model.
+        num_output: frames to forecast (also the model's default).
+        batch_size: sequences per batch.
+        num_workers: DataLoader worker processes.
+        moving_mnist: :class:`MovingMNISTSettings`.
+        radar: :class:`RadarSettings`.
+    """
+
+    source: Literal["moving_mnist", "radar"] = "moving_mnist"
+    num_input: int = 10
+    num_output: int = 10
+    batch_size: int = 16
+    num_workers: int = 2
+    moving_mnist: MovingMNISTSettings | None = None
+    radar: RadarSettings | None = None
+
+
+#: keys the data module adds to its resolved settings (not settings a user gives)
+DERIVED_KEYS = ("kind", "thresholds", "timestep_minutes", "zr_a", "zr_b")
+
+
+def validate_forecast_data_settings(given: dict | None, where: str = "data") -> dict:
+    """The ``data`` section of a forecasting run, checked and completed with the defaults.
+
+    Raises:
+        ConfigError: an unknown key (closest named), a wrong type, or the section of the other source.
+    """
+    given = {k: v for k, v in dict(given or {}).items() if k not in DERIVED_KEYS}
+    d = validate_section(ForecastDataSettings, given, where)
+    for key, cls in (("moving_mnist", MovingMNISTSettings), ("radar", RadarSettings)):
+        if key == d["source"]:
+            d[key] = validate_section(cls, d[key], f"{where}.{key}")
+        elif d[key] is not None:
+            raise ConfigError(f"{where}.{key}: settings of data.source={key}, but data.source is {d['source']!r}")
+        else:
+            del d[key]
+    return d
 
 
 class _Resampled(torch.utils.data.Dataset):
@@ -97,13 +169,7 @@ class ForecastDataModule(L.LightningDataModule):
 
     def __init__(self, cfg: dict):
         super().__init__()
-        cfg = {k: v for k, v in (cfg or {}).items() if v is not None or k in _FORECAST_KEYS}
-        unknown = set(cfg) - _FORECAST_KEYS - _DERIVED_KEYS
-        if unknown:
-            raise ConfigError(f"data: unknown keys {sorted(unknown)} for a forecasting run; expected {sorted(_FORECAST_KEYS)}")
-        s = merge(FORECAST_DEFAULTS, cfg)
-        if s["source"] not in ("moving_mnist", "radar"):
-            raise ConfigError(f"data.source={s['source']!r}: a forecasting model needs 'moving_mnist' or 'radar'")
+        s = validate_forecast_data_settings(cfg)
         s["kind"] = s["source"]
         if s["kind"] == "radar":
             s["zr_a"], s["zr_b"] = float(s["radar"]["zr_a"]), float(s["radar"]["zr_b"])

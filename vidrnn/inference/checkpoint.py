@@ -1,39 +1,24 @@
-"""Checkpoints: atomic writes and loading a trained model from nothing but the checkpoint file.
+"""Checkpoints: loading a trained model from nothing but the checkpoint file.
 
 A vidrnn checkpoint is a Lightning checkpoint whose ``hyper_parameters`` hold the model name
 and arguments, the class names, the data settings (sampler, transform, decode size) and the
-resolved run config, so ``vidrnn predict CKPT VIDEO`` needs nothing else.
+resolved run config, so ``vidrnn predict CKPT VIDEO`` needs nothing else. :func:`load_model`
+gives the plain ``nn.Module`` with that metadata (no Lightning needed); :func:`load_task` the
+Lightning task for evaluation. Checkpoints are written by :class:`vidrnn.runner.AtomicCheckpointIO`.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from vidrnn.errors import CheckpointError
-from vidrnn.io.files import atomic_write
 
-__all__ = ["AtomicCheckpointIO", "read_checkpoint", "load_model", "check_compatible", "checkpoint_task"]
-
-
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning ``CheckpointIO`` plugin that writes every checkpoint atomically (a temporary
-    file beside it, then ``os.replace``; :func:`vidrnn.io.files.atomic_write`), so an
-    interrupted save never leaves a truncated ``best.ckpt``/``last.ckpt``.
-
-    Pass it to the trainer: ``lightning.Trainer(plugins=[AtomicCheckpointIO()])``.
-    """
-
-    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
-        if storage_options is not None:
-            raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_write(path) as tmp:
-            torch.save(checkpoint, tmp)
+__all__ = ["ModelInfo", "read_checkpoint", "load_model", "load_task", "check_compatible",
+           "checkpoint_task"]
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict:
@@ -78,18 +63,91 @@ def check_compatible(ckpt: dict, path, *, model_name: str | None = None, class_n
                               f"checkpoint: {hp['class_names'][:5]}..., data: {list(class_names)[:5]}...)")
 
 
-def load_model(path: str | os.PathLike, *, map_location: str | torch.device = "cpu", model_name: str | None = None,
-               class_names: list[str] | None = None):
-    """Rebuild the trained task (:class:`~vidrnn.tasks.classification.ClassificationTask` or
-    :class:`~vidrnn.tasks.forecasting.ForecastingTask`) from a checkpoint.
+@dataclass
+class ModelInfo:
+    """What a trained model was built from and what it needs, kept as ``model.vidrnn`` by
+    :func:`load_model`.
 
+    Attributes:
+        name: registry name of the model.
+        kwargs: its builder arguments (without those that come from the data).
+        task: ``"classification"`` or ``"forecasting"``.
+        class_names: the K labels in index order (classifiers), else None.
+        multilabel: independent sigmoid outputs (multi-label classifiers).
+        data: the input settings: decode size, test-time sampler and transform (classifiers);
+            ``num_input``, ``num_output``, ``kind`` and the Z-R pair (forecasters).
+        config: the resolved run config the model was trained with.
+        checkpoint: the file it was loaded from.
+    """
+
+    name: str
+    kwargs: dict
+    task: str
+    class_names: list[str] | None
+    multilabel: bool
+    data: dict
+    config: dict
+    checkpoint: str
+
+
+def _model_from(ckpt: dict, path) -> tuple[torch.nn.Module, ModelInfo]:
+    from vidrnn.tasks.build import build_classifier, build_forecaster
+
+    hp = ckpt["hyper_parameters"]
+    task = checkpoint_task(ckpt)
+    kwargs = dict(hp.get("model_kwargs") or {})
+    data = dict(hp.get("data") or {})
+    try:
+        if task == "classification":
+            # the weights come from the checkpoint: no pretrained-weight download
+            model = build_classifier(hp["model_name"], {**kwargs, "pretrained": False}, len(hp["class_names"]),
+                                     multilabel=bool(hp.get("multilabel")))
+        else:
+            model = build_forecaster(hp["model_name"], kwargs, int(data.get("num_output", 10)))
+        state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, ValueError) as e:
+        raise CheckpointError(f"{path}: the weights do not fit model {hp['model_name']!r}: {e}") from e
+    info = ModelInfo(name=hp["model_name"], kwargs=kwargs, task=task, class_names=list(hp.get("class_names") or []) or None,
+                     multilabel=bool(hp.get("multilabel")), data=data, config=dict(hp.get("config") or {}),
+                     checkpoint=str(path))
+    return model, info
+
+
+def load_model(path: str | os.PathLike, *, map_location: str | torch.device = "cpu", model_name: str | None = None,
+               class_names: list[str] | None = None) -> torch.nn.Module:
+    """The trained model of a checkpoint, as a plain ``nn.Module`` in eval mode (no Lightning).
+
+    ``model.vidrnn`` (:class:`ModelInfo`) holds its metadata: the registry name and arguments,
+    the class names, the input settings (decode size, sampler, transform) and the run config.
     Pretrained-weight downloads are switched off (the weights come from the checkpoint).
-    The task is returned in eval mode; ``task.model`` is the plain ``nn.Module``,
-    ``task.hparams.data`` the input settings and ``task.class_names`` the labels.
+
+    Example::
+
+        model = vidrnn.load_model("runs/lrcn_asl/.../best.ckpt")
+        probs = model(clips).logits.softmax(-1)      # clips (B, T, 3, H, W) in [0, 1]
+        labels = model.vidrnn.class_names
 
     Args:
         path: the ``.ckpt`` file.
+        map_location: device of the returned model.
         model_name, class_names: if given, the checkpoint must match them.
+
+    Raises:
+        FileNotFoundError, CheckpointError: missing, unreadable, foreign or mismatched checkpoint.
+    """
+    ckpt = read_checkpoint(path)
+    check_compatible(ckpt, path, model_name=model_name, class_names=class_names)
+    model, info = _model_from(ckpt, path)
+    model.vidrnn = info
+    return model.to(map_location).eval()
+
+
+def load_task(path: str | os.PathLike, *, map_location: str | torch.device = "cpu", model_name: str | None = None,
+              class_names: list[str] | None = None):
+    """The Lightning task of a checkpoint (:class:`~vidrnn.tasks.classification.ClassificationTask`
+    or :class:`~vidrnn.tasks.forecasting.ForecastingTask`), in eval mode, for evaluation with a
+    ``Trainer`` (``vidrnn test``) or fine-tuning; ``task.model`` is the plain ``nn.Module``.
 
     Raises:
         FileNotFoundError, CheckpointError: missing, unreadable, foreign or mismatched checkpoint.

@@ -22,8 +22,11 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from vidrnn.data.forecast_datamodule import ForecastDataModule, trim_frames
+from vidrnn.data.radar import RadarWindows, load_radar_sequence
 from vidrnn.io.files import write_json
 from vidrnn.metrics.forecasting import ForecastMetrics
+from vidrnn.tasks.forecasting import NowcastEvaluation
 from vidrnn.viz.forecast import forecast_gif, forecast_grid, lead_time_plot
 
 __all__ = ["forecast_inputs", "predict_forecasts"]
@@ -51,18 +54,13 @@ def forecast_inputs(spec: str | None, settings: dict) -> tuple[str, Dataset]:
     """
     T_in, T_out = int(settings.get("num_input", 10)), int(settings.get("num_output", 10))
     if spec is None:
-        from vidrnn.data.forecast_datamodule import ForecastDataModule
-
-        return "test", ForecastDataModule({k: v for k, v in settings.items()}).splits["test"]
+        return "test", ForecastDataModule(settings).splits["test"]
     p = Path(spec)
     if not p.exists():
         raise FileNotFoundError(f"forecast input not found: {p}")
     if p.is_dir():
-        from vidrnn.data.radar import RadarWindows, load_radar_sequence
-
         source = "knmi" if any(p.glob("*.h5")) else "fmi"
         r = settings.get("radar") or {}
-        from vidrnn.data.forecast_datamodule import trim_frames
 
         rain, _, _ = load_radar_sequence(p, source, downsample=int(r.get("downsample", 1)))
         crop = r.get("eval_crop")
@@ -85,12 +83,21 @@ def forecast_inputs(spec: str | None, settings: dict) -> tuple[str, Dataset]:
 
 
 @torch.no_grad()
-def predict_forecasts(task, specs: list[str], out_dir: str | os.PathLike, *, num: int = 4,
+def predict_forecasts(model, specs: list[str], out_dir: str | os.PathLike, *, num: int = 4,
                       device: str = "cpu") -> dict:
     """Forecast ``num`` sequences of each input and write pictures and metrics into ``out_dir``.
 
+    Args:
+        model: a forecaster from :func:`vidrnn.inference.checkpoint.load_model` (its
+            ``model.vidrnn`` metadata says the input settings).
+        specs: inputs (see the module docstring); empty: the checkpoint's test split.
+        out_dir: a new or empty folder.
+        num: sequences per input.
+        device: where to run the model.
+
     Returns:
-        ``{"sequences": [...written files...], "metrics": {...}}`` (also written to ``metrics.json``).
+        ``{"model", "sequences": [...written files...], "metrics": {...}}`` (also written to
+        ``metrics.json``).
 
     Raises:
         FileExistsError: ``out_dir`` exists and is not empty (nothing is overwritten).
@@ -98,39 +105,29 @@ def predict_forecasts(task, specs: list[str], out_dir: str | os.PathLike, *, num
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"output folder {out} exists and is not empty; choose another --output-dir")
-    out.mkdir(parents=True, exist_ok=True)
-    task = task.to(device).eval()
-    settings = dict(task.hparams.data or {})
+    info = model.vidrnn
+    model = model.to(device).eval()
+    settings = dict(info.data)
     radar = settings.get("kind") == "radar"
     metrics = ForecastMetrics(ssim=True).to(device)
-    scores = persist = None
+    scores = None
     if radar:
-        from vidrnn.metrics.rainrate import from_unit
-        from vidrnn.models.extrapolation import persistence
-        from vidrnn.metrics.nowcasting import NowcastingScores
-
-        thr = tuple(settings.get("thresholds") or (0.5, 2, 5, 10, 30))
-        scores, persist = NowcastingScores(thr), NowcastingScores(thr)
-        from vidrnn.models.extrapolation import pysteps_available, pysteps_extrapolation
-
-        extrap = NowcastingScores(thr) if pysteps_available() else None
+        scores = NowcastEvaluation(settings.get("thresholds") or (0.5, 2, 5, 10, 30), zr_a=settings.get("zr_a", 200.0),
+                                   zr_b=settings.get("zr_b", 1.6)).to(device)
+    inputs = [forecast_inputs(spec, settings) for spec in (specs or [None])]  # all inputs checked before writing
+    out.mkdir(parents=True, exist_ok=True)
     written = []
-    for spec in (specs or [None]):
-        name, ds = forecast_inputs(spec, settings)
+    for spec, (name, ds) in zip(specs or [None], inputs):
         for i in range(min(num, len(ds))):
             item = ds[i]
             x, y = item["input"][None].to(device), item["target"][None].to(device)
-            pred = task(x, y.shape[1])  # (1, T_out, C, H, W) in [0, 1]
+            pred = torch.sigmoid(model(x, y.shape[1]).float())  # (1, T_out, C, H, W) in [0, 1]
             metrics.update(pred, y)
             stem = f"{name}_{i:03d}"
-            if radar:
-                a, b = float(settings.get("zr_a", 200.0)), float(settings.get("zr_b", 1.6))
-                scores.update(from_unit(pred, a, b).cpu(), item["target_rain"][None])
-                persist.update(persistence(item["input_rain"][None], y.shape[1]), item["target_rain"][None])
-                if extrap is not None:
-                    extrap.update(pysteps_extrapolation(item["input_rain"][None], y.shape[1]), item["target_rain"][None])
+            if scores is not None:
+                scores.update(pred, item["input_rain"][None], item["target_rain"][None])
             mse = float(((pred - y) ** 2).sum(dim=(-3, -2, -1)).mean())
-            forecast_grid(x[0], y[0], pred[0], out / f"{stem}.png", title=f"{task.hparams.model_name}  {stem}  "
+            forecast_grid(x[0], y[0], pred[0], out / f"{stem}.png", title=f"{info.name}  {stem}  "
                           f"MSE/frame {mse:.1f}", step_label="t")
             forecast_gif(x[0], y[0], pred[0], out / f"{stem}.gif")
             written.append({"input": spec or "test split", "index": i, "png": str(out / f"{stem}.png"),
@@ -138,25 +135,19 @@ def predict_forecasts(task, specs: list[str], out_dir: str | os.PathLike, *, num
     res = {k: v.tolist() for k, v in metrics.compute().items()}
     step = float(settings.get("timestep_minutes", 5)) if radar else 1.0
     xlabel = "lead time (min)" if radar else "lead time (frames)"
-    if radar:
-        sc, ps = scores.compute(), persist.compute()
-        res["nowcasting"] = {k: v.tolist() for k, v in sc.items()}
-        res["persistence"] = {k: v.tolist() for k, v in ps.items()}
-        res["thresholds"] = list(scores.thresholds)
-        ex = extrap.compute() if extrap is not None else None
-        if ex is not None:
-            res["pysteps_extrapolation"] = {k: v.tolist() for k, v in ex.items()}
+    if scores is not None:
+        res.update(scores.compute())
         series = {}
-        for j, t in enumerate(scores.thresholds[:3]):  # the plot shows the three lowest thresholds
-            series[f"model >= {t:g} mm/h"] = sc["csi"][j].tolist()
-            series[f"persistence >= {t:g} mm/h"] = ps["csi"][j].tolist()
-            if ex is not None:
-                series[f"pysteps extrapolation >= {t:g} mm/h"] = ex["csi"][j].tolist()
+        for j, t in enumerate(res["thresholds"][:3]):  # the plot shows the three lowest thresholds
+            series[f"model >= {t:g} mm/h"] = res["nowcasting"]["csi"][j]
+            series[f"persistence >= {t:g} mm/h"] = res["persistence"]["csi"][j]
+            if "pysteps_extrapolation" in res:
+                series[f"pysteps extrapolation >= {t:g} mm/h"] = res["pysteps_extrapolation"]["csi"][j]
         lead_time_plot(series, out / "lead_time.png", ylabel="CSI", step=step, xlabel=xlabel,
-                       title=f"{task.hparams.model_name}: CSI per lead time")
+                       title=f"{info.name}: CSI per lead time")
     else:
         lead_time_plot({"MSE per frame": res["mse_per_frame"]}, out / "lead_time.png", ylabel="MSE per frame",
-                       step=step, xlabel=xlabel, title=f"{task.hparams.model_name}: error per lead time")
-    summary = {"model": task.hparams.model_name, "sequences": written, "metrics": res}
+                       step=step, xlabel=xlabel, title=f"{info.name}: error per lead time")
+    summary = {"model": info.name, "sequences": written, "metrics": res}
     write_json(out / "metrics.json", summary)
     return summary

@@ -1,7 +1,9 @@
-"""Label videos with a trained classifier: top-k labels per video and a per-second timeline.
+"""Label videos with a trained classifier: top-k labels per video, a per-second timeline and,
+for attention models, pictures of where the model looked.
 
 The input pipeline (decoder size, test-time sampler, eval transform) comes from the
-checkpoint, so a checkpoint and video files are all that is needed.
+checkpoint, so a checkpoint and video files are all that is needed:
+``label_videos("best.ckpt", ["a.mp4", "b.mkv"])``.
 """
 
 from __future__ import annotations
@@ -14,33 +16,42 @@ import numpy as np
 import torch
 
 from vidrnn.data.transforms import build_clip_transform
+from vidrnn.errors import VidrnnError
+from vidrnn.inference.checkpoint import load_model
 from vidrnn.io.decode import VideoReader
 from vidrnn.io.sampling import FixedRateSampler, build_sampler
 from vidrnn.tasks.classification import average_views
 
-__all__ = ["Predictor"]
+__all__ = ["Predictor", "label_videos", "merge_timeline"]
 
 
 class Predictor:
-    """Runs a trained :class:`~vidrnn.tasks.classification.ClassificationTask` on video files.
+    """Runs a trained video classifier on video files.
 
     Args:
-        task: from :func:`vidrnn.inference.checkpoint.load_model`.
+        model: from :func:`vidrnn.inference.checkpoint.load_model` (its ``model.vidrnn``
+            metadata gives the classes and the input pipeline).
         device: where to run the model.
         batch_views: clips per forward pass (bounds memory for long timelines).
+
+    Raises:
+        ValueError: ``model`` is not a classifier.
     """
 
-    def __init__(self, task, *, device: str | torch.device = "cpu", batch_views: int = 16):
-        self.task = task.to(device).eval()
+    def __init__(self, model, *, device: str | torch.device = "cpu", batch_views: int = 16):
+        self.info = model.vidrnn
+        if self.info.task != "classification":
+            raise ValueError(f"model {self.info.name!r} is a {self.info.task} model, not a video classifier")
+        self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.batch_views = batch_views
-        data = task.hparams.data or {}
+        data = self.info.data
         self.sampler = build_sampler(data.get("test_sampler") or data.get("sampler") or {"name": "uniform", "num_frames": 8})
         self.transform = build_clip_transform(data.get("transform"), training=False)
         self.decode_size = data.get("decode_size")
         self.stream = data.get("stream")
-        self.classes = list(task.class_names)
-        self.multilabel = bool(getattr(task, "multilabel", False))
+        self.classes = list(self.info.class_names)
+        self.multilabel = self.info.multilabel
 
     @property
     def frames_per_clip(self) -> int:
@@ -53,7 +64,7 @@ class Predictor:
         out = []
         for chunk in clips.split(self.batch_views):
             x = torch.stack([self.transform(c) for c in chunk]).to(self.device)  # (v, T, 3, S, S)
-            logits = self.task.model(x)
+            logits = self.model(x).logits
             out.append(average_views(logits, torch.ones(len(x), dtype=torch.long), self.multilabel).exp().cpu())
         return torch.cat(out)
 
@@ -128,22 +139,112 @@ class Predictor:
             "map_size": (h, w) or None, "temporal": (T, W) or None}``.
 
         Raises:
-            ValueError: the model has no attention (``return_attention`` unsupported).
+            ValueError: the model has no attention.
+            FileNotFoundError, VideoDecodeError: the video cannot be read.
         """
-        model = self.task.model
-        if not hasattr(model, "last_attention"):
-            raise ValueError(f"model {self.task.hparams.model_name!r} has no attention to show "
-                             "(use an attention model, e.g. soft_attention_lstm)")
         with VideoReader(path, stream=self.stream, size=self.decode_size) as r:
             ts = r.frame_timestamps() if self.sampler.needs_timestamps else None
             duration = r.info.duration if ts is None else max(r.info.duration, float(ts[-1]))
             times = self.sampler.sample(ts, duration, training=False)[:1]  # (1, T)
             clip = r.get_frames_at(times.reshape(-1))[0]  # (T, 3, H, W) uint8
         x = self.transform(clip)[None].to(self.device)  # (1, T, 3, S, S)
-        logits, att = model(x, return_attention=True)
-        spatial = att[0].cpu() if model.input_kind == "map" else None
-        ms = getattr(model, "map_size", None)
-        probs = logits[0].float().sigmoid() if self.multilabel else logits[0].float().softmax(-1)
+        out = self.model(x)
+        if out.attention is None:
+            raise ValueError(f"model {self.info.name!r} has no attention to show "
+                             "(use an attention model, e.g. soft_attention_lstm)")
+        logits = out.logits[0].float()
+        probs = logits.sigmoid() if self.multilabel else logits.softmax(-1)
+        spatial = out.attention_map is not None
         return {"frames": x[0].cpu(), "probs": probs.cpu(),
-                "spatial": spatial, "map_size": (ms, ms) if spatial is not None else None,
-                "temporal": None if spatial is not None else att[0].cpu()}
+                "spatial": out.attention[0].cpu() if spatial else None,
+                "map_size": out.attention_map if spatial else None,
+                "temporal": None if spatial else out.attention[0].cpu()}
+
+    def write_attention(self, video: str | Path, out_dir: str | Path) -> dict:
+        """MP4 and GIF overlays of where the model looks in the first clip of ``video``; the
+        title says the predicted label and, when the file or folder name is a class, the true one.
+
+        Returns:
+            ``{"mp4", "gif", "predicted", "true"}``.
+        """
+        from vidrnn.viz.attention import write_attention_video
+
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        a = self.attention_clip(video)
+        i = int(a["probs"].argmax())
+        label, truth = self.classes[i], true_label(video, self.classes)
+        title = f"pred {label} {a['probs'][i] * 100:.0f}%"
+        if self.multilabel:  # independent labels: name every one the model says is present
+            label = ",".join(c for c, p in zip(self.classes, a["probs"].tolist()) if p >= 0.5) or "none"
+            title = f"pred {label}"
+        colour = (255, 255, 255)
+        if truth is not None:
+            ok = truth in label.split(",") if self.multilabel else truth == label
+            title += f" | true {truth} {'(right)' if ok else '(wrong)'}"
+            colour = (120, 255, 120) if ok else (255, 110, 110)
+        scale = max(1, -(-320 // a["frames"].shape[-1]))  # at least 320 px wide
+        mp4, gif = write_attention_video(a["frames"], out_dir / Path(video).stem, spatial=a["spatial"],
+                                         map_size=a["map_size"], temporal=a["temporal"], title=title,
+                                         title_colour=colour, scale=scale)
+        return {"mp4": str(mp4), "gif": str(gif), "predicted": label, "true": truth}
+
+
+def true_label(video, classes: list[str]) -> str | None:
+    """The label a file name or its folder states, when it is one of the classes (else None)."""
+    p = Path(video)
+    for cand in (p.stem, p.parent.name):
+        for c in classes:
+            if cand.lower() == c.lower():
+                return c
+    return None
+
+
+def merge_timeline(timeline: list[dict]) -> list[dict]:
+    """Consecutive seconds with the same label as one segment ``{start, end, label, prob, n}``
+    (``prob``: the mean over the seconds)."""
+    out: list[dict] = []
+    for s in timeline:
+        if out and out[-1]["label"] == s["label"]:
+            o = out[-1]
+            n = o["n"] + 1
+            o.update(end=s["end"], prob=(o["prob"] * o["n"] + s["prob"]) / n, n=n)
+        else:
+            out.append({**s, "n": 1})
+    return out
+
+
+def label_videos(checkpoint: str | Path, videos: Iterable[str | Path], *, topk: int = 5,
+                 timeline: bool | None = None, window: float | None = None, attention_dir: str | Path | None = None,
+                 device: str = "cpu") -> Iterable[dict]:
+    """Label each video with a classifier checkpoint (what ``vidrnn predict CKPT VIDEO...`` does).
+
+    Args:
+        checkpoint: a classifier's ``.ckpt``.
+        videos: video files.
+        topk, timeline, window: as :meth:`Predictor.predict`.
+        attention_dir: attention models: write MP4 and GIF overlays there
+            (:meth:`Predictor.write_attention`).
+        device: where to run the model.
+
+    Yields:
+        Per video, :meth:`Predictor.predict`'s result (with ``"attention"`` when drawn), or
+        ``{"video", "error"}`` for a video that cannot be read; the next video follows.
+
+    Raises:
+        FileNotFoundError, CheckpointError: the checkpoint cannot be loaded.
+        ValueError: the checkpoint is not a classifier, or no videos were given.
+    """
+    videos = list(videos)
+    if not videos:
+        raise ValueError("predict: give one or more video files to label")
+    pred = Predictor(load_model(checkpoint), device=device)
+    for v in videos:
+        try:
+            r = pred.predict(v, topk=topk, timeline=timeline, window=window)
+            if attention_dir is not None:
+                r["attention"] = pred.write_attention(v, attention_dir)
+        except (FileNotFoundError, VidrnnError) as e:
+            yield {"video": str(v), "error": str(e)}
+            continue
+        yield r

@@ -24,11 +24,16 @@ Videos shorter than a clip repeat their last frame (the clip keeps its length).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 import numpy as np
 
+from vidrnn.errors import ConfigError
+from vidrnn.schema import validate_section
+
 __all__ = [
+    "SamplerSettings",
+    "check_sampler_settings",
     "FrameSampler",
     "UniformSampler",
     "SegmentSampler",
@@ -237,6 +242,24 @@ class FixedRateSampler(FrameSampler):
 
 
 _SAMPLERS = {c.name: c for c in (UniformSampler, SegmentSampler, DenseSampler, FixedRateSampler)}
+
+
+def check_sampler_settings(settings: dict, where: str) -> dict:
+    """Sampler settings ``{name: ..., <that sampler's fields>}`` checked (unknown keys and wrong
+    types named) and completed with the sampler's defaults.
+
+    Raises:
+        ConfigError: unknown sampler name, unknown key or wrong type.
+    """
+    name = settings.get("name")
+    if name not in _SAMPLERS:
+        raise ConfigError(f"{where}.name: expected one of {', '.join(sorted(_SAMPLERS))}, got {name!r}")
+    rest = validate_section(_SAMPLERS[name], {k: v for k, v in settings.items() if k != "name"}, where)
+    return {"name": name, **rest}
+
+
+#: type of a sampler given as settings in a config (checked by :func:`check_sampler_settings`)
+SamplerSettings = Annotated[dict, check_sampler_settings]
 
 
 def build_sampler(cfg: dict | FrameSampler) -> FrameSampler:

@@ -13,6 +13,12 @@ of its output:
 Input video is float ``(B, T, 3, H, W)`` in [0, 1]; the mean/std normalisation of the
 backbone is a buffer of the encoder, so it travels with checkpoints.
 
+Feature caches: after :meth:`FrameEncoder.read_cache` the encoder is the identity on
+precomputed features (``forward`` takes ``(B, T, D)``, ``forward_maps`` ``(B, T, C, h, w)``,
+shapes checked), so a model trained from a cache runs its ordinary ``forward``; the weights
+stay in the encoder (loaded from the cache's ``encoder.pt``), and the same checkpoint predicts
+from raw video once the switch is off.
+
 Backbones (``create_frame_encoder(name)``):
 
 * ``"tiny"`` -- a 3-layer CNN for tests and the embedded dataset; its pooled vector keeps the
@@ -36,12 +42,16 @@ EfficientNet stages plus its head convolution).
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Annotated, Literal, Sequence, Union
 
 import torch
 import torch.nn as nn
 
-__all__ = ["FrameEncoder", "TinyCNN", "create_frame_encoder", "efficientnet_lite0_state_dict"]
+from vidrnn.errors import ConfigError
+from vidrnn.schema import validate_call
+
+__all__ = ["FrameEncoder", "TinyCNN", "create_frame_encoder", "efficientnet_lite0_state_dict", "FrameEncoderSettings",
+           "check_encoder_settings"]
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -118,7 +128,24 @@ class FrameEncoder(nn.Module):
         self.config = dict(config or {})
         self._blocks = list(blocks) if blocks is not None else list(trunk.children())
         self._frozen: list[nn.Module] = []
+        self.reads_cache = False  #: identity on precomputed features (see :meth:`read_cache`)
         self.set_trainable(trainable)
+
+    def read_cache(self, on: bool = True) -> "FrameEncoder":
+        """Make :meth:`forward`/:meth:`forward_maps` the identity on cached features (``on``),
+        or run the backbone on video again (``on=False``). Returns the encoder."""
+        self.reads_cache = bool(on)
+        return self
+
+    def _cached(self, feats: torch.Tensor, kind: str) -> torch.Tensor:
+        if kind == "vector":
+            ok, want = feats.dim() == 3 and feats.shape[-1] == self.feature_dim, f"(B, T, {self.feature_dim})"
+        else:
+            ok, want = feats.dim() == 5 and feats.shape[2] == self.map_channels, f"(B, T, {self.map_channels}, h, w)"
+        if not ok:
+            raise ValueError(f"cached {kind} features of this encoder are {want}, got shape {tuple(feats.shape)} "
+                             f"(a cache made with another encoder or another --maps setting?)")
+        return feats
 
     def set_trainable(self, trainable: str | int) -> None:
         """Freeze all but the last ``trainable`` blocks (``"all"``/``"none"`` for every/no block).
@@ -165,7 +192,9 @@ class FrameEncoder(nn.Module):
             raise ValueError(f"video must be (B, T, 3, H, W), got shape {tuple(video.shape)}")
 
     def forward_maps(self, video: torch.Tensor) -> torch.Tensor:
-        """``(B, T, 3, H, W)`` -> last conv map ``(B, T, C, h, w)``."""
+        """``(B, T, 3, H, W)`` -> last conv map ``(B, T, C, h, w)`` (cached maps: unchanged)."""
+        if self.reads_cache:
+            return self._cached(video, "map")
         self._check(video)
         B, T = video.shape[:2]
         maps = self.encode_frames(video.flatten(0, 1))  # (B*T, C, h, w)
@@ -179,8 +208,12 @@ class FrameEncoder(nn.Module):
         with forward hooks). One pass of the trunk serves every level.
 
         Raises:
-            ValueError: a level outside the blocks.
+            ValueError: a level outside the blocks, or the encoder reads a cache (which holds
+                the last map only).
         """
+        if self.reads_cache:
+            raise ValueError(f"encoder levels {list(levels)} need the backbone's intermediate maps; a feature cache "
+                             "holds the last map only (train from the videos instead)")
         self._check(video)
         B, T = video.shape[:2]
         n = len(self._blocks)
@@ -208,7 +241,9 @@ class FrameEncoder(nn.Module):
         return self.pool(maps.flatten(0, -4)).unflatten(0, lead)
 
     def forward(self, video: torch.Tensor) -> torch.Tensor:
-        """``(B, T, 3, H, W)`` -> pooled per-frame features ``(B, T, D)``."""
+        """``(B, T, 3, H, W)`` -> pooled per-frame features ``(B, T, D)`` (cached vectors: unchanged)."""
+        if self.reads_cache:
+            return self._cached(video, "vector")
         return self.pool_maps(self.forward_maps(video))
 
 
@@ -263,9 +298,26 @@ def _probe_channels(trunk: nn.Module) -> int:
     return int(c)
 
 
-def create_frame_encoder(name: str = "tiny", *, pretrained: bool = False, trainable: str | int = "all",
-                         feature_dim: int | None = None, channels: Sequence[int] = (16, 32, 64),
-                         map_size: int = 4, pool: str = "flatten") -> FrameEncoder:
+def check_encoder_settings(settings: dict, where: str) -> dict:
+    """A frame-encoder settings dict (``{name: tiny, channels: [...], ...}``) checked against
+    :func:`create_frame_encoder`'s arguments (for config validation).
+
+    Raises:
+        ConfigError: no ``name``, an unknown key or a wrong type (names the key).
+    """
+    if "name" not in settings:
+        raise ConfigError(f"{where}.name: required (tiny, efficientnet_lite0, timm/<model>, torchvision/<model>)")
+    return validate_call(create_frame_encoder, settings, where)
+
+
+#: type of an encoder given as settings in a config (checked by :func:`check_encoder_settings`)
+FrameEncoderSettings = Annotated[dict, check_encoder_settings]
+
+
+def create_frame_encoder(name: str = "tiny", *, pretrained: bool = False,
+                         trainable: Union[Literal["all", "none"], int] = "all", feature_dim: int | None = None,
+                         channels: Sequence[int] = (16, 32, 64), map_size: int = 4,
+                         pool: Literal["flatten", "avg"] = "flatten") -> FrameEncoder:
     """Build a :class:`FrameEncoder` by backbone name.
 
     Args:

@@ -1,12 +1,23 @@
-"""Model families; importing this module registers every builder."""
+"""Model families, one file per paper; importing this package registers every builder.
 
-from vidrnn.models.gru_rcn import ConvRNNClassifier
-from vidrnn.models.spatial_attention import SoftAttentionLSTM
-from vidrnn.models.temporal_attention import TemporalAttentionLSTM
+* :mod:`~vidrnn.models.lrcn` -- LRCN (Donahue et al. 2015) and the deep LSTM of Ng et al. 2015
+* :mod:`~vidrnn.models.snippets` -- Conv/Late/Slow/Local pooling and Time-Domain Convolution (Ng et al. 2015)
+* :mod:`~vidrnn.models.spatial_attention` -- soft and hard spatial attention LSTM (Sharma et al. 2015; Xu et al. 2015)
+* :mod:`~vidrnn.models.temporal_attention` -- MultiLSTM-style temporal attention (Yeung et al. 2017)
+* :mod:`~vidrnn.models.gru_rcn` -- GRU-RCN and ConvLSTM classifiers over CNN maps (Ballas et al. 2016)
+* :mod:`~vidrnn.models.encoder_forecaster` -- ConvLSTM/ConvGRU/TrajGRU/FC-LSTM encoder-forecasters (Shi et al. 2015, 2017)
+* :mod:`~vidrnn.models.extrapolation` -- persistence and pysteps extrapolation baselines for nowcasting
+"""
+
+from vidrnn.models.base import ClassifierOutput
 from vidrnn.models.encoder_forecaster import EncoderForecaster
+from vidrnn.models.gru_rcn import ConvRNNClassifier
 from vidrnn.models.lrcn import LRCN, DeepLSTM
 from vidrnn.models.snippets import (AveragePooling, ConvPooling, LatePooling, LocalPooling, SlowPooling,
                                     TimeDomainConv)
+from vidrnn.models.spatial_attention import SpatialAttentionLSTM
+from vidrnn.models.temporal_attention import TemporalAttentionLSTM
 
-__all__ = ["LRCN", "DeepLSTM", "ConvPooling", "LatePooling", "SlowPooling", "LocalPooling", "TimeDomainConv",
-           "AveragePooling", "EncoderForecaster", "SoftAttentionLSTM", "TemporalAttentionLSTM", "ConvRNNClassifier"]
+__all__ = ["ClassifierOutput", "LRCN", "DeepLSTM", "ConvPooling", "LatePooling", "SlowPooling", "LocalPooling",
+           "TimeDomainConv", "AveragePooling", "EncoderForecaster", "SpatialAttentionLSTM", "TemporalAttentionLSTM",
+           "ConvRNNClassifier"]

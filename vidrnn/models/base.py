@@ -1,28 +1,49 @@
-"""Shared pieces of the video classifiers: the frame-encoder front end and the aggregation of
-per-frame predictions.
+"""Shared pieces of the video classifiers: the frame-encoder front end, the aggregation of
+per-frame predictions, and :class:`ClassifierOutput`, the contract between models and tasks.
 
-Every classifier takes a video ``(B, T, 3, H, W)`` float in [0, 1] and returns video-level
-logits ``(B, K)``; :meth:`VideoClassifier.forward_cached` takes precomputed encoder outputs
-instead (a feature cache): per-frame vectors ``(B, T, D)`` when ``input_kind == "vector"``,
-conv maps ``(B, T, C, h, w)`` when ``input_kind == "map"``. Models with a prediction at every
-frame (LRCN, deep LSTMs) also offer :meth:`forward_frames` ``(B, T, K)`` and the weights
-that combine them (:meth:`frame_weights`), which the training task uses for the per-frame loss.
+Every classifier takes a video ``(B, T, 3, H, W)`` float in [0, 1] and returns a
+:class:`ClassifierOutput`: video-level ``logits (B, K)`` and, where the model has them,
+per-frame logits and the weights that combine them (the task's per-frame loss uses both),
+attention weights, auxiliary losses (the doubly stochastic attention penalty) and the terms of
+the REINFORCE estimator (hard attention). The task reads only that output; nothing is kept on
+the module between the forward pass and the loss.
+
+Training from a feature cache uses the same ``forward``: the task switches the frame encoder
+to read precomputed features (:meth:`~vidrnn.layers.encoders.FrameEncoder.read_cache`):
+per-frame vectors ``(B, T, D)`` for ``input_kind == "vector"``, conv maps ``(B, T, C, h, w)``
+for ``input_kind == "map"``.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Literal, Union
+
 import torch
 import torch.nn as nn
 
-from vidrnn.layers.encoders import FrameEncoder, create_frame_encoder
+from vidrnn.layers.encoders import FrameEncoder, FrameEncoderSettings, create_frame_encoder
+from vidrnn.layers.reinforce import PolicyTerms
 
 AGGREGATIONS = ("mean", "last", "max", "linear")
 
+#: builder argument types (the config validator reads them)
+Aggregate = Literal["mean", "last", "max", "linear"]
+Trainable = Union[Literal["all", "none"], int]
+EncoderSpec = Union[str, FrameEncoderSettings, None]
 
-def build_encoder(encoder: str | dict | FrameEncoder, pretrained: bool, trainable) -> FrameEncoder:
-    """A :class:`FrameEncoder` from a name, a settings dict or an encoder."""
+#: the tiny CNN of the ``*_tiny`` builders: pooled vectors (flattened 4x4 map -> 64) and conv maps (32 x 4 x 4)
+TINY_VECTOR_ENCODER = {"name": "tiny", "feature_dim": 64, "channels": [8, 16, 32]}
+TINY_MAP_ENCODER = {"name": "tiny", "channels": [8, 16, 32], "pool": "avg"}
+
+
+def build_encoder(encoder: str | dict | FrameEncoder | None, pretrained: bool, trainable,
+                  default: dict | None = None) -> FrameEncoder:
+    """A :class:`FrameEncoder` from a name, a settings dict or an encoder (``None``: ``default``)."""
     if isinstance(encoder, FrameEncoder):
         return encoder
+    if encoder is None:
+        encoder = dict(default or {})
     if isinstance(encoder, str):
         encoder = {"name": encoder}
     kw = {"pretrained": pretrained, "trainable": trainable, **encoder}
@@ -51,6 +72,34 @@ def aggregation_weights(kind: str, T: int, device=None) -> torch.Tensor:
     return w / w.sum()
 
 
+@dataclass
+class ClassifierOutput:
+    """What a video classifier returns.
+
+    Attributes:
+        logits: ``(B, K)`` video-level logits (log-probabilities are valid logits; multi-label
+            models: one independent logit per class).
+        frame_logits: ``(B, T, K)`` per-frame logits of models with a prediction at every
+            frame (LRCN, deep LSTMs, attention LSTMs), else None.
+        frame_weights: ``(T,)`` the weights (summing to 1) that combine the per-frame
+            predictions into ``logits``; the task weights the per-frame loss with them.
+        attention: attention weights: spatial ``(B, T, N)`` (``N = h*w`` regions, row-major)
+            or temporal ``(B, T, W)`` (``W`` = window of recent frames), else None.
+        attention_map: ``(h, w)`` of spatial attention; None for temporal attention.
+        aux_losses: weighted scalar losses the task adds to its loss (e.g. ``attention_penalty``).
+        policy: hard attention: the REINFORCE terms (:class:`~vidrnn.layers.reinforce.PolicyTerms`);
+            the task calls ``policy.surrogate(reward)``.
+    """
+
+    logits: torch.Tensor
+    frame_logits: torch.Tensor | None = None
+    frame_weights: torch.Tensor | None = None
+    attention: torch.Tensor | None = None
+    attention_map: tuple[int, int] | None = None
+    aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)
+    policy: PolicyTerms | None = None
+
+
 class VideoClassifier(nn.Module):
     """Base class: a frame encoder in front of a temporal model.
 
@@ -68,14 +117,9 @@ class VideoClassifier(nn.Module):
         self.num_classes = num_classes
 
     def encode(self, video: torch.Tensor) -> torch.Tensor:
-        """Encoder output for ``video``: ``(B, T, D)`` or ``(B, T, C, h, w)`` per ``input_kind``."""
+        """Encoder output for ``video``: ``(B, T, D)`` or ``(B, T, C, h, w)`` per ``input_kind``
+        (the features themselves when the encoder reads a cache)."""
         return self.encoder(video) if self.input_kind == "vector" else self.encoder.forward_maps(video)
-
-    def check_cached(self, feats: torch.Tensor) -> None:
-        want = 3 if self.input_kind == "vector" else 5
-        if feats.dim() != want:
-            shape = "(B, T, D)" if want == 3 else "(B, T, C, h, w)"
-            raise ValueError(f"{type(self).__name__} expects cached {self.input_kind} features {shape}, got shape {tuple(feats.shape)}")
 
     def forward_features(self, feats: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -83,14 +127,9 @@ class VideoClassifier(nn.Module):
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def forward_cached(self, feats: torch.Tensor) -> torch.Tensor:
-        """Logits ``(B, K)`` from precomputed encoder outputs (see module docstring)."""
-        self.check_cached(feats)
-        return self.forward_head(self.forward_features(feats))
-
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        """Video-level logits ``(B, K)`` for ``video (B, T, 3, H, W)`` in [0, 1]."""
-        return self.forward_head(self.forward_features(self.encode(video)))
+    def forward(self, video: torch.Tensor) -> ClassifierOutput:
+        """Logits ``(B, K)`` for ``video (B, T, 3, H, W)`` in [0, 1] (or cached features)."""
+        return ClassifierOutput(logits=self.forward_head(self.forward_features(self.encode(video))))
 
 
 class FrameOutputClassifier(VideoClassifier):
@@ -127,17 +166,13 @@ class FrameOutputClassifier(VideoClassifier):
         # log Σ_t w_t p_t, computed stably; zero weights contribute nothing.
         return (logp + w.clamp_min(1e-30).log()[None, :, None]).logsumexp(dim=1)
 
-    def forward_frames(self, video: torch.Tensor) -> torch.Tensor:
-        """Per-step logits ``(B, T, K)`` for ``video (B, T, 3, H, W)``."""
-        return self.forward_head(self.forward_features(self.encode(video)))
+    def output(self, frame_logits: torch.Tensor, **extra) -> ClassifierOutput:
+        """The :class:`ClassifierOutput` of per-frame logits ``(B, T, K)``: aggregated logits,
+        the per-frame logits and their weights, plus ``extra`` fields."""
+        T = frame_logits.shape[1]
+        return ClassifierOutput(logits=self.aggregate(frame_logits), frame_logits=frame_logits,
+                                frame_weights=self.frame_weights(T, frame_logits.device), **extra)
 
-    def forward_frames_cached(self, feats: torch.Tensor) -> torch.Tensor:
-        """Per-step logits ``(B, T, K)`` from cached features ``(B, T, D)``."""
-        self.check_cached(feats)
-        return self.forward_head(self.forward_features(feats))
-
-    def forward_cached(self, feats: torch.Tensor) -> torch.Tensor:
-        return self.aggregate(self.forward_frames_cached(feats))
-
-    def forward(self, video: torch.Tensor) -> torch.Tensor:
-        return self.aggregate(self.forward_frames(video))
+    def forward(self, video: torch.Tensor) -> ClassifierOutput:
+        """Video logits and per-frame logits for ``video (B, T, 3, H, W)`` (or cached features)."""
+        return self.output(self.forward_head(self.forward_features(self.encode(video))))

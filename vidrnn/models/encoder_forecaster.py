@@ -30,7 +30,7 @@ Bengio et al. 2015, arXiv:1506.03099); the paper's forecaster has no input.
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Literal, Sequence
 
 import torch
 import torch.nn as nn
@@ -203,88 +203,132 @@ class EncoderForecaster(nn.Module):
 
 
 # ============================================================================ builders
-def _ef(hidden, kwargs: dict, **defaults) -> EncoderForecaster:
-    """The builder's defaults, overridden by the user's ``kwargs``."""
-    args = {"in_channels": 1, "hidden_channels": hidden, "patch_size": 4, "num_output": 10, **defaults}
-    args.update(kwargs)
-    return EncoderForecaster(**args)
+Cell = Literal["convlstm", "convgru", "trajgru"]
+ForecasterInput = Literal["none", "previous_frame"]
 
 
 @register_model(task="forecasting")
-def convlstm_5x5_5x5_256(**kwargs) -> EncoderForecaster:
+def encoder_forecaster(*, cell: Cell = "convlstm", hidden_channels: Sequence[int] = (64, 64),
+                       kernel_size: int | Sequence[int] = 5, input_kernel_size: int | None = None,
+                       patch_size: int = 4, in_channels: int = 1, num_output: int = 10, peephole: bool = True,
+                       num_links: int | Sequence[int] = 5, output_from: Literal["all", "top"] = "all",
+                       forecaster_input: ForecasterInput = "none",
+                       frame_size: int | None = None) -> EncoderForecaster:
+    """Any encoder-forecaster: cell, layers and kernels as given (Shi et al. 2015's layout)."""
+    return EncoderForecaster(in_channels, hidden_channels, cell=cell, kernel_size=kernel_size,
+                             input_kernel_size=input_kernel_size, patch_size=patch_size, num_output=num_output,
+                             peephole=peephole, num_links=num_links, output_from=output_from,
+                             forecaster_input=forecaster_input, frame_size=frame_size)
+
+
+def _shi_table1(hidden: tuple[int, ...], state_kernel: int, input_kernel: int, in_channels: int, patch_size: int,
+                num_output: int, peephole: bool, forecaster_input: str) -> EncoderForecaster:
+    """A ConvLSTM encoder-forecaster named as in Shi et al.'s Table 1."""
+    return EncoderForecaster(in_channels, hidden, cell="convlstm", kernel_size=state_kernel,
+                             input_kernel_size=input_kernel, patch_size=patch_size, num_output=num_output,
+                             peephole=peephole, forecaster_input=forecaster_input)
+
+
+@register_model(task="forecasting")
+def convlstm_5x5_5x5_256(*, in_channels: int = 1, patch_size: int = 4, num_output: int = 10, peephole: bool = True,
+                         forecaster_input: ForecasterInput = "none") -> EncoderForecaster:
     """ConvLSTM(5x5)-5x5-256 (Shi et al. 2015, Table 1): 13,524,496 parameters."""
-    return _ef((256,), kwargs, kernel_size=5, input_kernel_size=5)
+    return _shi_table1((256,), 5, 5, in_channels, patch_size, num_output, peephole, forecaster_input)
 
 
 @register_model(task="forecasting")
-def convlstm_5x5_5x5_128_5x5_128(**kwargs) -> EncoderForecaster:
+def convlstm_5x5_5x5_128_5x5_128(*, in_channels: int = 1, patch_size: int = 4, num_output: int = 10,
+                                 peephole: bool = True,
+                                 forecaster_input: ForecasterInput = "none") -> EncoderForecaster:
     """ConvLSTM(5x5)-5x5-128-5x5-128 (Shi et al. 2015, Table 1): 10,042,896 parameters."""
-    return _ef((128, 128), kwargs, kernel_size=5, input_kernel_size=5)
+    return _shi_table1((128, 128), 5, 5, in_channels, patch_size, num_output, peephole, forecaster_input)
 
 
 @register_model(task="forecasting")
-def convlstm_5x5_5x5_128_5x5_64_5x5_64(**kwargs) -> EncoderForecaster:
+def convlstm_5x5_5x5_128_5x5_64_5x5_64(*, in_channels: int = 1, patch_size: int = 4, num_output: int = 10,
+                                       peephole: bool = True,
+                                       forecaster_input: ForecasterInput = "none") -> EncoderForecaster:
     """ConvLSTM(5x5)-5x5-128-5x5-64-5x5-64 (Shi et al. 2015, Table 1; their best): 7,585,296 parameters."""
-    return _ef((128, 64, 64), kwargs, kernel_size=5, input_kernel_size=5)
+    return _shi_table1((128, 64, 64), 5, 5, in_channels, patch_size, num_output, peephole, forecaster_input)
 
 
 @register_model(task="forecasting")
-def convlstm_9x9_1x1_128_1x1_128(**kwargs) -> EncoderForecaster:
+def convlstm_9x9_1x1_128_1x1_128(*, in_channels: int = 1, patch_size: int = 4, num_output: int = 10,
+                                 peephole: bool = True,
+                                 forecaster_input: ForecasterInput = "none") -> EncoderForecaster:
     """ConvLSTM(9x9)-1x1-128-1x1-128 (Shi et al. 2015, Table 1): 11,550,224 parameters."""
-    return _ef((128, 128), kwargs, kernel_size=1, input_kernel_size=9)
+    return _shi_table1((128, 128), 1, 9, in_channels, patch_size, num_output, peephole, forecaster_input)
 
 
 @register_model(task="forecasting")
-def convlstm_9x9_1x1_128_1x1_64_1x1_64(**kwargs) -> EncoderForecaster:
+def convlstm_9x9_1x1_128_1x1_64_1x1_64(*, in_channels: int = 1, patch_size: int = 4, num_output: int = 10,
+                                       peephole: bool = True,
+                                       forecaster_input: ForecasterInput = "none") -> EncoderForecaster:
     """ConvLSTM(9x9)-1x1-128-1x1-64-1x1-64 (Shi et al. 2015, Table 1): 8,830,480 parameters."""
-    return _ef((128, 64, 64), kwargs, kernel_size=1, input_kernel_size=9)
+    return _shi_table1((128, 64, 64), 1, 9, in_channels, patch_size, num_output, peephole, forecaster_input)
 
 
 @register_model(task="forecasting")
-def convlstm_tiny(**kwargs) -> EncoderForecaster:
+def convlstm_tiny(*, in_channels: int = 1, patch_size: int = 4, num_output: int = 10, peephole: bool = True,
+                  forecaster_input: ForecasterInput = "none") -> EncoderForecaster:
     """Tiny ConvLSTM encoder–forecaster for tests (8-8 channels, 3x3 kernels)."""
-    return _ef((8, 8), kwargs, kernel_size=3, input_kernel_size=3)
+    return _shi_table1((8, 8), 3, 3, in_channels, patch_size, num_output, peephole, forecaster_input)
 
 
-def _fc(frame_size: int) -> dict:
-    # the whole frame is one patch: 1x1 kernels on a 1x1 grid of frame_size**2 channels = FC-LSTM
-    return dict(patch_size=frame_size, kernel_size=1, input_kernel_size=1, output_from="top", frame_size=frame_size)
+def _fully_connected_lstm(hidden: tuple[int, ...], frame_size: int, in_channels: int, num_output: int,
+                          forecaster_input: str) -> EncoderForecaster:
+    """An FC-LSTM encoder-forecaster: the whole frame is one patch, so 1x1 kernels on a 1x1 grid of
+    ``frame_size²`` channels are fully connected peephole LSTMs; read out from the top layer."""
+    return EncoderForecaster(in_channels, hidden, cell="convlstm", kernel_size=1, input_kernel_size=1,
+                             patch_size=frame_size, num_output=num_output, output_from="top",
+                             forecaster_input=forecaster_input, frame_size=frame_size)
 
 
 @register_model(task="forecasting")
-def fc_lstm_2048_2048(frame_size: int = 64, **kwargs) -> EncoderForecaster:
+def fc_lstm_2048_2048(*, frame_size: int = 64, in_channels: int = 1, num_output: int = 10,
+                      forecaster_input: ForecasterInput = "none") -> EncoderForecaster:
     """FC-LSTM-2048-2048 (Srivastava et al. 2015; Shi et al. 2015, Table 1): 142,667,776 parameters
     on 64x64 frames. Fully connected peephole LSTMs (1x1 kernels on the whole frame as one patch)."""
-    return _ef((2048, 2048), kwargs, **_fc(frame_size))
+    return _fully_connected_lstm((2048, 2048), frame_size, in_channels, num_output, forecaster_input)
 
 
 @register_model(task="forecasting")
-def fc_lstm_tiny(frame_size: int = 16, **kwargs) -> EncoderForecaster:
+def fc_lstm_tiny(*, frame_size: int = 16, in_channels: int = 1, num_output: int = 10,
+                 forecaster_input: ForecasterInput = "none") -> EncoderForecaster:
     """Tiny FC-LSTM encoder–forecaster for tests (32-32 units, 16x16 frames)."""
-    return _ef((32, 32), kwargs, **_fc(frame_size))
+    return _fully_connected_lstm((32, 32), frame_size, in_channels, num_output, forecaster_input)
 
 
 @register_model(task="forecasting")
-def convgru_5x5_5x5_128_5x5_64_5x5_64(**kwargs) -> EncoderForecaster:
+def convgru_5x5_5x5_128_5x5_64_5x5_64(*, in_channels: int = 1, patch_size: int = 4, num_output: int = 10,
+                                      forecaster_input: ForecasterInput = "none") -> EncoderForecaster:
     """ConvGRU (Ballas et al. 2016) in Shi et al.'s best encoder–forecaster layout (128-64-64, 5x5)."""
-    return _ef((128, 64, 64), kwargs, kernel_size=5, input_kernel_size=5, cell="convgru")
+    return EncoderForecaster(in_channels, (128, 64, 64), cell="convgru", kernel_size=5, input_kernel_size=5,
+                             patch_size=patch_size, num_output=num_output, forecaster_input=forecaster_input)
 
 
 @register_model(task="forecasting")
-def convgru_tiny(**kwargs) -> EncoderForecaster:
+def convgru_tiny(*, in_channels: int = 1, patch_size: int = 4, num_output: int = 10,
+                 forecaster_input: ForecasterInput = "none") -> EncoderForecaster:
     """Tiny ConvGRU encoder–forecaster for tests."""
-    return _ef((8, 8), kwargs, kernel_size=3, input_kernel_size=3, cell="convgru")
+    return EncoderForecaster(in_channels, (8, 8), cell="convgru", kernel_size=3, input_kernel_size=3,
+                             patch_size=patch_size, num_output=num_output, forecaster_input=forecaster_input)
 
 
 @register_model(task="forecasting")
-def trajgru_128_64_64(**kwargs) -> EncoderForecaster:
+def trajgru_128_64_64(*, in_channels: int = 1, patch_size: int = 4, num_output: int = 10,
+                      forecaster_input: ForecasterInput = "none") -> EncoderForecaster:
     """TrajGRU (Shi et al. 2017) in the 128-64-64 encoder–forecaster layout, L = 13, 13, 9 links,
     3x3 input kernels (the paper's TrajGRU also down/up-samples between layers; this one keeps
     Shi et al. 2015's single resolution)."""
-    return _ef((128, 64, 64), kwargs, kernel_size=1, input_kernel_size=3, cell="trajgru", num_links=(13, 13, 9))
+    return EncoderForecaster(in_channels, (128, 64, 64), cell="trajgru", kernel_size=1, input_kernel_size=3,
+                             num_links=(13, 13, 9), patch_size=patch_size, num_output=num_output,
+                             forecaster_input=forecaster_input)
 
 
 @register_model(task="forecasting")
-def trajgru_tiny(**kwargs) -> EncoderForecaster:
+def trajgru_tiny(*, in_channels: int = 1, patch_size: int = 4, num_output: int = 10,
+                 forecaster_input: ForecasterInput = "none") -> EncoderForecaster:
     """Tiny TrajGRU encoder–forecaster for tests (8-8 channels, 3 links)."""
-    return _ef((8, 8), kwargs, kernel_size=1, input_kernel_size=3, cell="trajgru", num_links=3)
+    return EncoderForecaster(in_channels, (8, 8), cell="trajgru", kernel_size=1, input_kernel_size=3, num_links=3,
+                             patch_size=patch_size, num_output=num_output, forecaster_input=forecaster_input)

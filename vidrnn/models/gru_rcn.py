@@ -14,13 +14,15 @@ every level below).
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
 from vidrnn.layers.conv_cells import ConvGRU, ConvLSTM
 from vidrnn.layers.encoders import FrameEncoder
-from vidrnn.models.base import FrameOutputClassifier, build_encoder
+from vidrnn.models.base import TINY_MAP_ENCODER, EncoderSpec, FrameOutputClassifier, Trainable, build_encoder
 from vidrnn.registry import register_model
 
 __all__ = ["ConvRNNClassifier"]
@@ -44,7 +46,9 @@ class ConvRNNClassifier(FrameOutputClassifier):
             classifier, on the top level. Needs two or more levels.
 
     Shape:
-        video ``(B, T, 3, H, W)`` -> logits ``(B, K)``; ``forward_frames`` -> ``(B, T, K)``.
+        video ``(B, T, 3, H, W)`` (or cached maps ``(B, T, C, h, w)`` with one level) ->
+        :class:`~vidrnn.models.base.ClassifierOutput` with ``logits (B, K)`` and
+        ``frame_logits (B, T, K)``.
     """
 
     input_kind = "map"
@@ -93,12 +97,6 @@ class ConvRNNClassifier(FrameOutputClassifier):
             return super().encode(video)
         return self.encoder.forward_levels(video, self.levels)  # [(B, T, C_l, h_l, w_l)]
 
-    def check_cached(self, feats) -> None:
-        if self.levels != [-1]:
-            raise ValueError(f"{type(self).__name__} with levels={self.levels} needs the encoder's intermediate maps; "
-                             "a feature cache holds the last map only")
-        super().check_cached(feats)
-
     def forward_features(self, maps) -> torch.Tensor:
         """Maps ``(B, T, C, h, w)`` (or one per level) -> pooled top-layer states ``(B, T, L*F)``
         (stacked: the top level's, ``(B, T, F)``)."""
@@ -128,47 +126,65 @@ class ConvRNNClassifier(FrameOutputClassifier):
 
 
 # ============================================================================ builders
-def _tiny_map_encoder():
-    return {"name": "tiny", "channels": [8, 16, 32], "pool": "avg"}
+def _conv_rnn(cell: str, encoder, pretrained: bool, trainable, default_encoder: dict | None, num_classes: int,
+              **kwargs) -> ConvRNNClassifier:
+    return ConvRNNClassifier(build_encoder(encoder, pretrained, trainable, default_encoder), num_classes, cell=cell,
+                             **kwargs)
 
 
 @register_model
-def convgru_rcn(num_classes: int = 101, *, encoder="efficientnet_lite0", pretrained: bool = True, trainable="none",
-                cell: str = "convgru", hidden_channels=(256,), **kw) -> ConvRNNClassifier:
-    """GRU-RCN (Ballas et al. 2016): a ConvGRU over an ImageNet CNN's last conv map (one level)."""
-    return ConvRNNClassifier(build_encoder(encoder, pretrained, trainable), num_classes, cell=cell,
-                             hidden_channels=hidden_channels, **kw)
+def convgru_rcn(num_classes: int = 101, *, encoder: EncoderSpec = "efficientnet_lite0", pretrained: bool = True,
+                trainable: Trainable = "none", hidden_channels: Sequence[int] = (256,), kernel_size: int = 3,
+                dropout: float = 0.0, levels: Sequence[int] = (-1,)) -> ConvRNNClassifier:
+    """GRU-RCN (Ballas et al. 2016): a ConvGRU over an ImageNet CNN's last conv map (one level by default)."""
+    return _conv_rnn("convgru", encoder, pretrained, trainable, None, num_classes, hidden_channels=hidden_channels,
+                     kernel_size=kernel_size, dropout=dropout, levels=levels)
 
 
 @register_model
-def convgru_rcn_tiny(num_classes: int = 4, *, encoder=None, pretrained: bool = False, trainable="all",
-                     hidden_channels=(16,), **kw) -> ConvRNNClassifier:
+def convgru_rcn_tiny(num_classes: int = 4, *, encoder: EncoderSpec = None, pretrained: bool = False,
+                     trainable: Trainable = "all", hidden_channels: Sequence[int] = (16,), kernel_size: int = 3,
+                     dropout: float = 0.0, levels: Sequence[int] = (-1,)) -> ConvRNNClassifier:
     """ConvGRU classifier with the tiny CNN (tests, embedded data)."""
-    return convgru_rcn(num_classes, encoder=encoder or _tiny_map_encoder(), pretrained=pretrained, trainable=trainable,
-                       hidden_channels=hidden_channels, **kw)
+    return _conv_rnn("convgru", encoder, pretrained, trainable, TINY_MAP_ENCODER, num_classes,
+                     hidden_channels=hidden_channels, kernel_size=kernel_size, dropout=dropout, levels=levels)
 
 
 @register_model
-def stacked_convgru_rcn(num_classes: int = 101, *, levels=(-5, -3, -1), hidden_channels=(128,),
-                        **kw) -> ConvRNNClassifier:
+def stacked_convgru_rcn(num_classes: int = 101, *, encoder: EncoderSpec = "efficientnet_lite0",
+                        pretrained: bool = True, trainable: Trainable = "none", hidden_channels: Sequence[int] = (128,),
+                        kernel_size: int = 3, dropout: float = 0.0,
+                        levels: Sequence[int] = (-5, -3, -1)) -> ConvRNNClassifier:
     """Stacked GRU-RCN (Ballas et al. 2016): ConvGRUs on three EfficientNet-Lite0 levels, each
     reading the level below."""
-    return convgru_rcn(num_classes, levels=levels, hidden_channels=hidden_channels, stacked=True, **kw)
+    return _conv_rnn("convgru", encoder, pretrained, trainable, None, num_classes, hidden_channels=hidden_channels,
+                     kernel_size=kernel_size, dropout=dropout, levels=levels, stacked=True)
 
 
 @register_model
-def stacked_convgru_rcn_tiny(num_classes: int = 4, *, levels=(-2, -1), **kw) -> ConvRNNClassifier:
+def stacked_convgru_rcn_tiny(num_classes: int = 4, *, encoder: EncoderSpec = None, pretrained: bool = False,
+                             trainable: Trainable = "all", hidden_channels: Sequence[int] = (16,),
+                             kernel_size: int = 3, dropout: float = 0.0,
+                             levels: Sequence[int] = (-2, -1)) -> ConvRNNClassifier:
     """Stacked GRU-RCN with the tiny CNN on its last two levels (tests, embedded data)."""
-    return convgru_rcn_tiny(num_classes, levels=levels, stacked=True, **kw)
+    return _conv_rnn("convgru", encoder, pretrained, trainable, TINY_MAP_ENCODER, num_classes,
+                     hidden_channels=hidden_channels, kernel_size=kernel_size, dropout=dropout, levels=levels,
+                     stacked=True)
 
 
 @register_model
-def convlstm_rcn(num_classes: int = 101, **kw) -> ConvRNNClassifier:
+def convlstm_rcn(num_classes: int = 101, *, encoder: EncoderSpec = "efficientnet_lite0", pretrained: bool = True,
+                 trainable: Trainable = "none", hidden_channels: Sequence[int] = (256,), kernel_size: int = 3,
+                 dropout: float = 0.0, levels: Sequence[int] = (-1,)) -> ConvRNNClassifier:
     """ConvLSTM (Shi et al. 2015) over an ImageNet CNN's last conv map, per-step predictions averaged."""
-    return convgru_rcn(num_classes, cell="convlstm", **kw)
+    return _conv_rnn("convlstm", encoder, pretrained, trainable, None, num_classes, hidden_channels=hidden_channels,
+                     kernel_size=kernel_size, dropout=dropout, levels=levels)
 
 
 @register_model
-def convlstm_rcn_tiny(num_classes: int = 4, **kw) -> ConvRNNClassifier:
+def convlstm_rcn_tiny(num_classes: int = 4, *, encoder: EncoderSpec = None, pretrained: bool = False,
+                      trainable: Trainable = "all", hidden_channels: Sequence[int] = (16,), kernel_size: int = 3,
+                      dropout: float = 0.0, levels: Sequence[int] = (-1,)) -> ConvRNNClassifier:
     """ConvLSTM classifier with the tiny CNN (tests, embedded data)."""
-    return convgru_rcn_tiny(num_classes, cell="convlstm", **kw)
+    return _conv_rnn("convlstm", encoder, pretrained, trainable, TINY_MAP_ENCODER, num_classes,
+                     hidden_channels=hidden_channels, kernel_size=kernel_size, dropout=dropout, levels=levels)

@@ -19,12 +19,15 @@ Both accept ``cell="peephole"`` to use the FC-LSTM with peephole connections.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn as nn
 
 from vidrnn.layers.rnn_cells import StackedRNN
 from vidrnn.layers.encoders import FrameEncoder
-from vidrnn.models.base import FrameOutputClassifier, build_encoder
+from vidrnn.models.base import (TINY_VECTOR_ENCODER, Aggregate, EncoderSpec, FrameOutputClassifier, Trainable,
+                                build_encoder)
 from vidrnn.registry import register_model
 
 __all__ = ["LRCN", "DeepLSTM"]
@@ -43,8 +46,8 @@ class LRCN(FrameOutputClassifier):
         aggregate: ``"mean"`` (paper), ``"last"``, ``"max"`` or ``"linear"``.
 
     Shape:
-        video ``(B, T, 3, H, W)`` -> logits ``(B, K)``; :meth:`forward_frames` -> ``(B, T, K)``;
-        cached features ``(B, T, D)`` via :meth:`forward_cached`.
+        video ``(B, T, 3, H, W)`` (or cached features ``(B, T, D)``) -> :class:`ClassifierOutput`
+        with ``logits (B, K)`` and ``frame_logits (B, T, K)``.
     """
 
     def __init__(self, encoder: FrameEncoder, num_classes: int, *, hidden_size: int = 256, num_layers: int = 1,
@@ -79,39 +82,37 @@ class DeepLSTM(LRCN):
                          cell=cell, aggregate=aggregate)
 
 
-def _tiny_encoder():
-    return {"name": "tiny", "feature_dim": 64, "channels": [8, 16, 32]}
-
-
 @register_model
-def lrcn(num_classes: int = 101, *, encoder="efficientnet_lite0", pretrained: bool = True, trainable="none",
-         hidden_size: int = 256, num_layers: int = 1, dropout: float = 0.5, cell: str = "lstm",
-         aggregate: str = "mean") -> LRCN:
+def lrcn(num_classes: int = 101, *, encoder: EncoderSpec = "efficientnet_lite0", pretrained: bool = True,
+         trainable: Trainable = "none", hidden_size: int = 256, num_layers: int = 1, dropout: float = 0.5,
+         cell: Literal["lstm", "peephole"] = "lstm", aggregate: Aggregate = "mean") -> LRCN:
     """LRCN with an ImageNet EfficientNet-Lite0 frame encoder (frozen by default) and 256 LSTM units."""
     return LRCN(build_encoder(encoder, pretrained, trainable), num_classes, hidden_size=hidden_size,
                 num_layers=num_layers, dropout=dropout, cell=cell, aggregate=aggregate)
 
 
 @register_model
-def lrcn_tiny(num_classes: int = 4, *, encoder=None, pretrained: bool = False, trainable="all",
-              hidden_size: int = 32, **kw) -> LRCN:
+def lrcn_tiny(num_classes: int = 4, *, encoder: EncoderSpec = None, pretrained: bool = False,
+              trainable: Trainable = "all", hidden_size: int = 32, num_layers: int = 1, dropout: float = 0.0,
+              cell: Literal["lstm", "peephole"] = "lstm", aggregate: Aggregate = "mean") -> LRCN:
     """LRCN with the tiny CNN and 32 LSTM units (tests, the embedded dataset)."""
-    return lrcn(num_classes, encoder=encoder or _tiny_encoder(), pretrained=pretrained, trainable=trainable,
-                hidden_size=hidden_size, **{"dropout": 0.0, **kw})
+    return LRCN(build_encoder(encoder, pretrained, trainable, TINY_VECTOR_ENCODER), num_classes,
+                hidden_size=hidden_size, num_layers=num_layers, dropout=dropout, cell=cell, aggregate=aggregate)
 
 
 @register_model
-def deep_lstm(num_classes: int = 101, *, encoder="efficientnet_lite0", pretrained: bool = True, trainable="none",
-              hidden_size: int = 512, num_layers: int = 5, dropout: float = 0.5, cell: str = "lstm",
-              aggregate: str = "linear") -> DeepLSTM:
+def deep_lstm(num_classes: int = 101, *, encoder: EncoderSpec = "efficientnet_lite0", pretrained: bool = True,
+              trainable: Trainable = "none", hidden_size: int = 512, num_layers: int = 5, dropout: float = 0.5,
+              cell: Literal["lstm", "peephole"] = "lstm", aggregate: Aggregate = "linear") -> DeepLSTM:
     """Ng et al. 2015: 5 LSTM layers of 512 cells over (1 frame/s) frame features."""
     return DeepLSTM(build_encoder(encoder, pretrained, trainable), num_classes, hidden_size=hidden_size,
                     num_layers=num_layers, dropout=dropout, cell=cell, aggregate=aggregate)
 
 
 @register_model
-def deep_lstm_tiny(num_classes: int = 4, *, encoder=None, pretrained: bool = False, trainable="all",
-                   hidden_size: int = 16, num_layers: int = 2, **kw) -> DeepLSTM:
+def deep_lstm_tiny(num_classes: int = 4, *, encoder: EncoderSpec = None, pretrained: bool = False,
+                   trainable: Trainable = "all", hidden_size: int = 16, num_layers: int = 2, dropout: float = 0.0,
+                   cell: Literal["lstm", "peephole"] = "lstm", aggregate: Aggregate = "linear") -> DeepLSTM:
     """DeepLSTM with the tiny CNN, 2 layers of 16 cells (tests)."""
-    return deep_lstm(num_classes, encoder=encoder or _tiny_encoder(), pretrained=pretrained, trainable=trainable,
-                     hidden_size=hidden_size, num_layers=num_layers, **{"dropout": 0.0, **kw})
+    return DeepLSTM(build_encoder(encoder, pretrained, trainable, TINY_VECTOR_ENCODER), num_classes,
+                    hidden_size=hidden_size, num_layers=num_layers, dropout=dropout, cell=cell, aggregate=aggregate)

@@ -33,7 +33,8 @@ import torch.nn.functional as F
 
 from vidrnn.layers.encoders import FrameEncoder
 from vidrnn.layers.pooling import num_windows, temporal_max, windowed_max
-from vidrnn.models.base import VideoClassifier, build_encoder
+from vidrnn.models.base import (TINY_MAP_ENCODER, TINY_VECTOR_ENCODER, EncoderSpec, Trainable, VideoClassifier,
+                                build_encoder)
 from vidrnn.registry import register_model
 
 __all__ = ["ConvPooling", "LatePooling", "SlowPooling", "LocalPooling", "TimeDomainConv", "AveragePooling"]
@@ -226,36 +227,134 @@ class AveragePooling(VideoClassifier):
         return self.fc(self.dropout(x))
 
 
-_TINY_ENCODER = {"name": "tiny", "channels": [8, 16, 32], "pool": "avg"}
-_TINY_VECTOR_ENCODER = {"name": "tiny", "feature_dim": 64, "channels": [8, 16, 32]}
+# ============================================================================ builders
+@register_model
+def conv_pooling(num_classes: int = 101, *, encoder: EncoderSpec = "efficientnet_lite0", pretrained: bool = True,
+                 trainable: Trainable = "none",
+                 input_size: int = 224, map_size: int | None = 2, hidden_size: int = 512, num_fc: int = 2,
+                 dropout: float = 0.5) -> ConvPooling:
+    """Conv Pooling (Ng et al. 2015) on a frozen ImageNet EfficientNet-Lite0 at 224 px, its
+    7x7 map average-pooled to 2x2 (our deviation: the paper keeps the whole map)."""
+    return ConvPooling(build_encoder(encoder, pretrained, trainable), num_classes, input_size=input_size,
+                       map_size=map_size, hidden_size=hidden_size, num_fc=num_fc, dropout=dropout)
 
 
-def _builder(cls, name: str, doc: str, defaults: dict, tiny_defaults: dict):
-    def build(num_classes: int = 101, *, encoder="efficientnet_lite0", pretrained: bool = True,
-              trainable="none", **kw):
-        return cls(build_encoder(encoder, pretrained, trainable), num_classes, **{**defaults, **kw})
-
-    def build_tiny(num_classes: int = 4, *, encoder=None, pretrained: bool = False, trainable="all", **kw):
-        default = _TINY_ENCODER if cls.input_kind == "map" else _TINY_VECTOR_ENCODER
-        return cls(build_encoder(encoder or default, pretrained, trainable), num_classes,
-                   **{**defaults, **tiny_defaults, **kw})
-
-    build.__name__, build.__qualname__ = name, name
-    build.__doc__ = f"{doc} (EfficientNet-Lite0 frame encoder, frozen; kwargs: {cls.__name__}'s)."
-    build_tiny.__name__ = build_tiny.__qualname__ = f"{name}_tiny"
-    build_tiny.__doc__ = f"{doc} on the tiny CNN (tests)."
-    register_model(build)
-    register_model(build_tiny)
+@register_model
+def conv_pooling_tiny(num_classes: int = 4, *, encoder: EncoderSpec = None, pretrained: bool = False,
+                      trainable: Trainable = "all",
+                      input_size: int = 32, map_size: int | None = None, hidden_size: int = 32,
+                      num_fc: int = 2, dropout: float = 0.0) -> ConvPooling:
+    """Conv Pooling (Ng et al. 2015) on the tiny CNN (tests, the embedded dataset)."""
+    return ConvPooling(build_encoder(encoder, pretrained, trainable, TINY_MAP_ENCODER), num_classes,
+                       input_size=input_size, map_size=map_size, hidden_size=hidden_size, num_fc=num_fc,
+                       dropout=dropout)
 
 
-_FULL = {"input_size": 224, "map_size": 2}
-_TINY = {"input_size": 32, "map_size": None, "hidden_size": 32, "dropout": 0.0}
-_builder(ConvPooling, "conv_pooling", "Conv Pooling (Ng et al. 2015)", _FULL, _TINY)
-_builder(LatePooling, "late_pooling", "Late Pooling (Ng et al. 2015)", _FULL, _TINY)
-_builder(SlowPooling, "slow_pooling", "Slow Pooling (Ng et al. 2015)", _FULL, {**_TINY, "window": 4, "stride": 2})
-_builder(LocalPooling, "local_pooling", "Local Pooling (Ng et al. 2015)", {**_FULL, "num_frames": 30},
-         {**_TINY, "window": 4, "stride": 2, "num_frames": 8})
-_builder(TimeDomainConv, "time_domain_conv", "Time-Domain Convolution (Ng et al. 2015)", _FULL,
-         {**_TINY, "filters": 16, "kernel_size": 4, "stride": 2})
-_builder(AveragePooling, "avg_pooling", "Average pooling over time (order-blind baseline)", {},
-         {"dropout": 0.0})
+@register_model
+def late_pooling(num_classes: int = 101, *, encoder: EncoderSpec = "efficientnet_lite0", pretrained: bool = True,
+                 trainable: Trainable = "none",
+                 input_size: int = 224, map_size: int | None = 2, hidden_size: int = 512, num_fc: int = 2,
+                 dropout: float = 0.5) -> LatePooling:
+    """Late Pooling (Ng et al. 2015) on a frozen ImageNet EfficientNet-Lite0 at 224 px, its
+    7x7 map average-pooled to 2x2 (our deviation: the paper keeps the whole map)."""
+    return LatePooling(build_encoder(encoder, pretrained, trainable), num_classes, input_size=input_size,
+                       map_size=map_size, hidden_size=hidden_size, num_fc=num_fc, dropout=dropout)
+
+
+@register_model
+def late_pooling_tiny(num_classes: int = 4, *, encoder: EncoderSpec = None, pretrained: bool = False,
+                      trainable: Trainable = "all",
+                      input_size: int = 32, map_size: int | None = None, hidden_size: int = 32,
+                      num_fc: int = 2, dropout: float = 0.0) -> LatePooling:
+    """Late Pooling (Ng et al. 2015) on the tiny CNN (tests, the embedded dataset)."""
+    return LatePooling(build_encoder(encoder, pretrained, trainable, TINY_MAP_ENCODER), num_classes,
+                       input_size=input_size, map_size=map_size, hidden_size=hidden_size, num_fc=num_fc,
+                       dropout=dropout)
+
+
+@register_model
+def slow_pooling(num_classes: int = 101, *, encoder: EncoderSpec = "efficientnet_lite0", pretrained: bool = True,
+                 trainable: Trainable = "none",
+                 input_size: int = 224, map_size: int | None = 2, hidden_size: int = 512, window: int = 10,
+                 stride: int = 5, dropout: float = 0.5) -> SlowPooling:
+    """Slow Pooling (Ng et al. 2015) on a frozen ImageNet EfficientNet-Lite0 at 224 px, its
+    7x7 map average-pooled to 2x2 (our deviation: the paper keeps the whole map)."""
+    return SlowPooling(build_encoder(encoder, pretrained, trainable), num_classes, input_size=input_size,
+                       map_size=map_size, hidden_size=hidden_size, window=window, stride=stride, dropout=dropout)
+
+
+@register_model
+def slow_pooling_tiny(num_classes: int = 4, *, encoder: EncoderSpec = None, pretrained: bool = False,
+                      trainable: Trainable = "all",
+                      input_size: int = 32, map_size: int | None = None, hidden_size: int = 32,
+                      window: int = 4, stride: int = 2, dropout: float = 0.0) -> SlowPooling:
+    """Slow Pooling (Ng et al. 2015) on the tiny CNN (tests, the embedded dataset)."""
+    return SlowPooling(build_encoder(encoder, pretrained, trainable, TINY_MAP_ENCODER), num_classes,
+                       input_size=input_size, map_size=map_size, hidden_size=hidden_size, window=window,
+                       stride=stride, dropout=dropout)
+
+
+@register_model
+def local_pooling(num_classes: int = 101, *, encoder: EncoderSpec = "efficientnet_lite0", pretrained: bool = True,
+                  trainable: Trainable = "none",
+                  num_frames: int = 30, input_size: int = 224, map_size: int | None = 2,
+                  hidden_size: int = 512, window: int = 10, stride: int = 5, dropout: float = 0.5) -> LocalPooling:
+    """Local Pooling (Ng et al. 2015) on a frozen ImageNet EfficientNet-Lite0 at 224 px, its
+    7x7 map average-pooled to 2x2 (our deviation: the paper keeps the whole map)."""
+    return LocalPooling(build_encoder(encoder, pretrained, trainable), num_classes, num_frames=num_frames,
+                        input_size=input_size, map_size=map_size, hidden_size=hidden_size, window=window,
+                        stride=stride, dropout=dropout)
+
+
+@register_model
+def local_pooling_tiny(num_classes: int = 4, *, encoder: EncoderSpec = None, pretrained: bool = False,
+                       trainable: Trainable = "all",
+                       num_frames: int = 8, input_size: int = 32, map_size: int | None = None,
+                       hidden_size: int = 32, window: int = 4, stride: int = 2, dropout: float = 0.0) -> LocalPooling:
+    """Local Pooling (Ng et al. 2015) on the tiny CNN (tests, the embedded dataset)."""
+    return LocalPooling(build_encoder(encoder, pretrained, trainable, TINY_MAP_ENCODER), num_classes,
+                        num_frames=num_frames, input_size=input_size, map_size=map_size, hidden_size=hidden_size,
+                        window=window, stride=stride, dropout=dropout)
+
+
+@register_model
+def time_domain_conv(num_classes: int = 101, *, encoder: EncoderSpec = "efficientnet_lite0", pretrained: bool = True,
+                     trainable: Trainable = "none",
+                     input_size: int = 224, map_size: int | None = 2, filters: int = 256,
+                     kernel_size: int = 10, stride: int = 5, hidden_size: int = 512, num_fc: int = 2,
+                     dropout: float = 0.5) -> TimeDomainConv:
+    """Time-Domain Convolution (Ng et al. 2015) on a frozen ImageNet EfficientNet-Lite0 at 224 px, its
+    7x7 map average-pooled to 2x2 (our deviation: the paper keeps the whole map)."""
+    return TimeDomainConv(build_encoder(encoder, pretrained, trainable), num_classes, input_size=input_size,
+                          map_size=map_size, filters=filters, kernel_size=kernel_size, stride=stride,
+                          hidden_size=hidden_size, num_fc=num_fc, dropout=dropout)
+
+
+@register_model
+def time_domain_conv_tiny(num_classes: int = 4, *, encoder: EncoderSpec = None, pretrained: bool = False,
+                          trainable: Trainable = "all",
+                          input_size: int = 32, map_size: int | None = None, filters: int = 16,
+                          kernel_size: int = 4, stride: int = 2, hidden_size: int = 32, num_fc: int = 2,
+                          dropout: float = 0.0) -> TimeDomainConv:
+    """Time-Domain Convolution (Ng et al. 2015) on the tiny CNN (tests, the embedded dataset)."""
+    return TimeDomainConv(build_encoder(encoder, pretrained, trainable, TINY_MAP_ENCODER), num_classes,
+                          input_size=input_size, map_size=map_size, filters=filters, kernel_size=kernel_size,
+                          stride=stride, hidden_size=hidden_size, num_fc=num_fc, dropout=dropout)
+
+
+@register_model
+def avg_pooling(num_classes: int = 101, *, encoder: EncoderSpec = "efficientnet_lite0", pretrained: bool = True,
+                trainable: Trainable = "none",
+                dropout: float = 0.5) -> AveragePooling:
+    """Average pooling over time, the order-blind baseline (EfficientNet-Lite0 frame encoder, frozen)."""
+    return AveragePooling(build_encoder(encoder, pretrained, trainable), num_classes, dropout=dropout)
+
+
+@register_model
+def avg_pooling_tiny(num_classes: int = 4, *, encoder: EncoderSpec = None, pretrained: bool = False,
+                     trainable: Trainable = "all",
+                     dropout: float = 0.0) -> AveragePooling:
+    """Average pooling over time, the order-blind baseline on the tiny CNN (tests, the embedded dataset)."""
+    return AveragePooling(build_encoder(encoder, pretrained, trainable, TINY_VECTOR_ENCODER), num_classes,
+                          dropout=dropout)
+

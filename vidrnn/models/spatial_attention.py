@@ -1,37 +1,52 @@
 """Spatial attention LSTM for video classification (soft and hard attention).
 
-:class:`SoftAttentionLSTM` -- Sharma, Kiros, Salakhutdinov, "Action Recognition using Visual
-Attention", ICLR 2016 workshop, arXiv:1511.04119. The frame encoder's last conv map gives
-``K x K`` region features ``X_{t,i}``; a location softmax from the previous hidden state,
+Sharma, Kiros, Salakhutdinov, "Action Recognition using Visual Attention", ICLR 2016 workshop,
+arXiv:1511.04119. The frame encoder's last conv map gives ``K x K`` region features ``X_{t,i}``;
+a location softmax from the previous hidden state,
 ``l_{t,i} = exp(W_i^T h_{t-1}) / Σ_j exp(W_j^T h_{t-1})``, weights them,
 ``x_t = Σ_i l_{t,i} X_{t,i}``; an LSTM reads ``x_t``; ``h_0, c_0`` come from MLPs (tanh) of the
-features averaged over time and regions; a softmax at every step, averaged over time; the
-loss adds the doubly stochastic penalty ``λ Σ_i (1 − Σ_t l_{t,i})²`` (Xu et al. 2015).
-``attention="hard"`` samples one location per step (Xu et al.'s stochastic "hard"
-attention), trained with REINFORCE: reward ``log p(y)``, a moving-average baseline
-``b ← 0.9 b + 0.1 mean(r)`` (started at the first batch's mean reward), an entropy bonus, and with probability ``soft_prob`` (0.5 in
-the paper) the expectation (soft attention) instead of a sample. At evaluation: the
-expectation. Deviation: the penalty is averaged over the batch, and the paper's λ is 1
-per video of 30 frames; we keep ``Σ_t`` over the clip's own T frames. Option (not in Sharma
-et al.): ``score="content"`` scores each region from its features and the hidden state (Xu
-et al.'s ``f_att``), with ``motion_keys=True`` also from its change since the last frame.
+features averaged over time and regions; a softmax at every step, averaged over time; the loss
+adds the doubly stochastic penalty ``λ Σ_i (1 − Σ_t l_{t,i})²`` (Xu et al. 2015, eq. 14).
 
-Models with attention accept ``return_attention=True`` in :meth:`forward` /
-:meth:`forward_frames` and then also return the weights: spatial ``(B, T, N)`` or temporal
-``(B, T, W)`` (W = window); the last forward's weights are also kept in ``last_attention``.
+``attention="hard"`` samples one location per step (the stochastic "hard" attention of Xu,
+Ba, Kiros, Cho, Courville, Salakhutdinov, Zemel, Bengio, "Show, Attend and Tell", ICML 2015,
+arXiv:1502.03044), trained with REINFORCE (:mod:`vidrnn.layers.reinforce`): reward ``log p(y)``,
+a moving-average baseline started at the first batch's mean reward, an entropy bonus, and with
+probability ``soft_prob`` (0.5 in Xu et al.) the expectation (soft attention) instead of a
+sample. At evaluation: the expectation.
+
+Deviations from Sharma et al.:
+
+* one LSTM layer (the paper stacks three);
+* the task averages the per-step cross-entropy over the T steps (the paper sums it), which
+  scales the attention penalty's weight by T relative to the paper's λ; the penalty is
+  averaged over the batch and sums over the clip's own T frames (the paper: 30-frame windows);
+* no weight decay term inside the model (the optimiser's ``weight_decay`` plays that role);
+* option ``score="content"`` (not in Sharma et al.): each region is scored from its features
+  and the hidden state by Xu et al.'s ``f_att`` (:class:`~vidrnn.layers.attention.AdditiveAttention`,
+  which has a bias on ``U``), with ``motion_keys=True`` also from its change since the last frame.
+
+The attention weights ``(B, T, map_size²)`` are part of every output
+(:class:`~vidrnn.models.base.ClassifierOutput`), with the penalty in ``aux_losses`` and, for
+hard attention in training, the REINFORCE terms in ``policy``.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn as nn
 
 from vidrnn.layers.attention import AdditiveAttention
 from vidrnn.layers.encoders import FrameEncoder
-from vidrnn.models.base import FrameOutputClassifier, build_encoder
+from vidrnn.layers.reinforce import PolicyTerms, RewardBaseline
+from vidrnn.models.base import (TINY_MAP_ENCODER, ClassifierOutput, EncoderSpec, FrameOutputClassifier, Trainable,
+                                build_encoder)
 from vidrnn.registry import register_model
 
-__all__ = ["SoftAttentionLSTM", "attention_penalty", "reinforce_surrogate"]
+__all__ = ["SpatialAttentionLSTM", "attention_penalty"]
 
 
 def attention_penalty(weights: torch.Tensor) -> torch.Tensor:
@@ -43,24 +58,17 @@ def attention_penalty(weights: torch.Tensor) -> torch.Tensor:
     return (1.0 - weights.sum(dim=1)).square().sum(dim=-1)
 
 
-def reinforce_surrogate(log_prob: torch.Tensor, reward: torch.Tensor, baseline: torch.Tensor | float = 0.0,
-                        entropy: torch.Tensor | None = None, entropy_weight: float = 0.0) -> torch.Tensor:
-    """Loss whose gradient is the REINFORCE estimate of ``−∇ E[reward]`` (Williams 1992), per sample.
+@dataclass
+class _AttentionPass:
+    """One pass of the attention LSTM over a clip (internal)."""
 
-    ``−(r − b) · log π(s)`` with ``r`` and ``b`` treated as constants, minus an entropy bonus.
-
-    Shape:
-        log_prob ``(B, ...)`` summed over the trailing axes; reward ``(B,)`` -> ``(B,)``.
-    """
-    lp = log_prob.flatten(1).sum(1) if log_prob.dim() > 1 else log_prob
-    loss = -(reward - baseline).detach() * lp
-    if entropy is not None and entropy_weight:
-        ent = entropy.flatten(1).sum(1) if entropy.dim() > 1 else entropy
-        loss = loss - entropy_weight * ent
-    return loss
+    hidden: torch.Tensor  # (B, T, H)
+    weights: torch.Tensor  # (B, T, N)
+    log_prob: torch.Tensor | None  # (B,) hard attention in training, else None
+    entropy: torch.Tensor | None  # (B,)
 
 
-class SoftAttentionLSTM(FrameOutputClassifier):
+class SpatialAttentionLSTM(FrameOutputClassifier):
     """Spatial soft (or hard) attention LSTM (Sharma et al. 2015).
 
     Args:
@@ -87,8 +95,9 @@ class SoftAttentionLSTM(FrameOutputClassifier):
             the configs use ``attention``).
 
     Shape:
-        video ``(B, T, 3, H, W)`` -> logits ``(B, K)``; ``forward_frames`` -> ``(B, T, K)``;
-        attention ``(B, T, map_size²)``, row-major over the map.
+        video ``(B, T, 3, H, W)`` (or cached maps ``(B, T, D, map_size, map_size)``) ->
+        :class:`ClassifierOutput` with ``logits (B, K)``, ``frame_logits (B, T, K)`` and
+        ``attention (B, T, map_size²)``, row-major over the map.
 
     Raises:
         ValueError: a map of another size than ``map_size``, unknown ``attention``.
@@ -120,13 +129,20 @@ class SoftAttentionLSTM(FrameOutputClassifier):
         self.init_c = nn.Linear(D, hidden_size)
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(hidden_size, num_classes)
-        self.register_buffer("reward_baseline", torch.zeros(()))
-        self.register_buffer("baseline_initialised", torch.zeros((), dtype=torch.bool), persistent=False)
-        self.last_attention: torch.Tensor | None = None
-        self._log_probs = self._entropy = None
+        self.reward_baseline = RewardBaseline(baseline_decay)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        old = prefix + "reward_baseline"  # checkpoints before vidrnn 0.2 kept the value as one buffer
+        if old in state_dict:
+            state_dict[old + ".value"] = state_dict.pop(old)
+            state_dict.setdefault(old + ".started", torch.tensor(True))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward_features(self, maps: torch.Tensor) -> torch.Tensor:
-        """Conv maps ``(B, T, D, h, w)`` -> LSTM outputs ``(B, T, H)``; sets ``last_attention``."""
+        """Conv maps ``(B, T, D, h, w)`` -> LSTM outputs ``(B, T, H)``."""
+        return self._attend(maps).hidden
+
+    def _attend(self, maps: torch.Tensor) -> _AttentionPass:
         B, T, D, h, w = maps.shape
         if (h, w) != (self.map_size, self.map_size):
             raise ValueError(f"{type(self).__name__} was built for {self.map_size}x{self.map_size} feature maps, got "
@@ -162,10 +178,10 @@ class SoftAttentionLSTM(FrameOutputClassifier):
             state = self.cell(x_t, state)
             outs.append(state[0])
             weights.append(l_t)
-        self.last_attention = torch.stack(weights, dim=1)  # (B, T, N)
-        self._log_probs = torch.stack(log_probs, 1) if hard else None  # (B, T)
-        self._entropy = torch.stack(entropies, 1) if hard else None
-        return torch.stack(outs, dim=1)  # (B, T, H)
+        return _AttentionPass(hidden=torch.stack(outs, dim=1),  # (B, T, H)
+                              weights=torch.stack(weights, dim=1),  # (B, T, N)
+                              log_prob=torch.stack(log_probs, 1).sum(1) if hard else None,  # (B,)
+                              entropy=torch.stack(entropies, 1).sum(1) if hard else None)
 
     def _scores(self, h: torch.Tensor, keys_t: torch.Tensor | None) -> torch.Tensor:
         """Location logits ``(B, N)`` from the query ``h (B, H)`` (and projected keys ``(B, N, A)``)."""
@@ -176,72 +192,69 @@ class SoftAttentionLSTM(FrameOutputClassifier):
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.dropout(x))
 
-    def forward_frames(self, video: torch.Tensor, return_attention: bool = False):
-        out = super().forward_frames(video)
-        return (out, self.last_attention) if return_attention else out
-
-    def forward(self, video: torch.Tensor, return_attention: bool = False):
-        out = self.aggregate(super().forward_frames(video))
-        return (out, self.last_attention) if return_attention else out
-
-    def auxiliary_loss(self, nll: torch.Tensor) -> tuple[torch.Tensor, dict]:
-        """Extra training loss after a forward pass: λ·penalty, plus REINFORCE for hard attention.
-
-        Args:
-            nll: per-sample negative log-likelihood of the true class ``(B,)`` (the reward is
-                ``−nll``).
-
-        Returns:
-            ``(loss scalar, {"attention_penalty": ..., "reward_baseline": ...})`` for logging.
-        """
-        logs = {}
-        loss = nll.new_zeros(())
-        if self.last_attention is not None and self.penalty:
-            pen = attention_penalty(self.last_attention).mean()
-            loss = loss + self.penalty * pen
-            logs["attention_penalty"] = pen.detach()
-        if self._log_probs is not None:
-            reward = -nll.detach()
-            if not bool(self.baseline_initialised):  # start the baseline at the first rewards, not at 0
-                self.reward_baseline.fill_(float(reward.mean()))
-                self.baseline_initialised.fill_(True)
-            loss = loss + reinforce_surrogate(self._log_probs, reward, self.reward_baseline, self._entropy,
-                                              self.entropy_weight).mean()
-            with torch.no_grad():
-                self.reward_baseline.mul_(self.baseline_decay).add_((1 - self.baseline_decay) * reward.mean())
-            logs["reward_baseline"] = self.reward_baseline.clone()
-        return loss, logs
-
+    def forward(self, video: torch.Tensor) -> ClassifierOutput:
+        """Logits, per-frame logits, attention weights and the penalty (see the class docstring)."""
+        p = self._attend(self.encode(video))
+        aux = {"attention_penalty": self.penalty * attention_penalty(p.weights).mean()} if self.penalty else {}
+        policy = None
+        if p.log_prob is not None:
+            policy = PolicyTerms(p.log_prob, p.entropy, self.entropy_weight, self.reward_baseline)
+        return self.output(self.forward_head(p.hidden), attention=p.weights,
+                           attention_map=(self.map_size, self.map_size), aux_losses=aux, policy=policy)
 
 
 # ============================================================================ builders
-def _tiny_map_encoder():
-    return {"name": "tiny", "channels": [8, 16, 32], "pool": "avg"}
+Score = Literal["location", "content"]
+Scope = Literal["all", "attention"]
 
 
 @register_model
-def soft_attention_lstm(num_classes: int = 101, *, encoder="efficientnet_lite0", pretrained: bool = True,
-                        trainable="none", map_size: int = 7, hidden_size: int = 512, **kw) -> SoftAttentionLSTM:
+def soft_attention_lstm(num_classes: int = 101, *, encoder: EncoderSpec = "efficientnet_lite0",
+                        pretrained: bool = True, trainable: Trainable = "none", map_size: int = 7,
+                        hidden_size: int = 512, dropout: float = 0.5, penalty: float = 1.0, score: Score = "location",
+                        motion_keys: bool = False, attention_size: int = 128) -> SpatialAttentionLSTM:
     """Sharma et al. 2015: soft spatial attention over 7x7 regions of an ImageNet CNN (EfficientNet-Lite0, 224 px)."""
-    return SoftAttentionLSTM(build_encoder(encoder, pretrained, trainable), num_classes, map_size=map_size,
-                             hidden_size=hidden_size, **kw)
+    return SpatialAttentionLSTM(build_encoder(encoder, pretrained, trainable), num_classes, map_size=map_size,
+                                hidden_size=hidden_size, dropout=dropout, attention="soft", penalty=penalty,
+                                score=score, motion_keys=motion_keys, attention_size=attention_size)
 
 
 @register_model
-def soft_attention_lstm_tiny(num_classes: int = 4, *, encoder=None, pretrained: bool = False, trainable="all",
-                             map_size: int = 4, hidden_size: int = 32, **kw) -> SoftAttentionLSTM:
+def soft_attention_lstm_tiny(num_classes: int = 4, *, encoder: EncoderSpec = None, pretrained: bool = False,
+                             trainable: Trainable = "all", map_size: int = 4, hidden_size: int = 32,
+                             dropout: float = 0.0, penalty: float = 1.0, score: Score = "location",
+                             motion_keys: bool = False, attention_size: int = 128) -> SpatialAttentionLSTM:
     """Soft attention LSTM with the tiny CNN (4x4 maps of 32x32 frames; tests, embedded data)."""
-    return soft_attention_lstm(num_classes, encoder=encoder or _tiny_map_encoder(), pretrained=pretrained,
-                               trainable=trainable, map_size=map_size, hidden_size=hidden_size, **{"dropout": 0.0, **kw})
+    return SpatialAttentionLSTM(build_encoder(encoder, pretrained, trainable, TINY_MAP_ENCODER), num_classes,
+                                map_size=map_size, hidden_size=hidden_size, dropout=dropout, attention="soft",
+                                penalty=penalty, score=score, motion_keys=motion_keys, attention_size=attention_size)
 
 
 @register_model
-def hard_attention_lstm(num_classes: int = 101, **kw) -> SoftAttentionLSTM:
+def hard_attention_lstm(num_classes: int = 101, *, encoder: EncoderSpec = "efficientnet_lite0",
+                        pretrained: bool = True, trainable: Trainable = "none", map_size: int = 7,
+                        hidden_size: int = 512, dropout: float = 0.5, penalty: float = 1.0, soft_prob: float = 0.5,
+                        entropy_weight: float = 0.01, baseline_decay: float = 0.9, score: Score = "location",
+                        motion_keys: bool = False, attention_size: int = 128,
+                        reinforce_scope: Scope = "all") -> SpatialAttentionLSTM:
     """Sharma et al. 2015 / Xu et al. 2015: hard (sampled) spatial attention trained with REINFORCE."""
-    return soft_attention_lstm(num_classes, attention="hard", **kw)
+    return SpatialAttentionLSTM(build_encoder(encoder, pretrained, trainable), num_classes, map_size=map_size,
+                                hidden_size=hidden_size, dropout=dropout, attention="hard", penalty=penalty,
+                                soft_prob=soft_prob, entropy_weight=entropy_weight, baseline_decay=baseline_decay,
+                                score=score, motion_keys=motion_keys, attention_size=attention_size,
+                                reinforce_scope=reinforce_scope)
 
 
 @register_model
-def hard_attention_lstm_tiny(num_classes: int = 4, **kw) -> SoftAttentionLSTM:
+def hard_attention_lstm_tiny(num_classes: int = 4, *, encoder: EncoderSpec = None, pretrained: bool = False,
+                             trainable: Trainable = "all", map_size: int = 4, hidden_size: int = 32,
+                             dropout: float = 0.0, penalty: float = 1.0, soft_prob: float = 0.5,
+                             entropy_weight: float = 0.01, baseline_decay: float = 0.9, score: Score = "location",
+                             motion_keys: bool = False, attention_size: int = 128,
+                             reinforce_scope: Scope = "all") -> SpatialAttentionLSTM:
     """Hard attention LSTM with the tiny CNN (tests, embedded data)."""
-    return soft_attention_lstm_tiny(num_classes, attention="hard", **kw)
+    return SpatialAttentionLSTM(build_encoder(encoder, pretrained, trainable, TINY_MAP_ENCODER), num_classes,
+                                map_size=map_size, hidden_size=hidden_size, dropout=dropout, attention="hard",
+                                penalty=penalty, soft_prob=soft_prob, entropy_weight=entropy_weight,
+                                baseline_decay=baseline_decay, score=score, motion_keys=motion_keys,
+                                attention_size=attention_size, reinforce_scope=reinforce_scope)

@@ -6,10 +6,13 @@ Complex Videos", IJCV 2017, arXiv:1507.05738): at each step the previous hidden 
 queries a window of the N most recent frame features (additive attention); the LSTM reads
 the attended context (deviation: together with the current frame's features); a
 prediction at every frame, or with ``output_window=M`` the paper's multiple outputs (step t
-predicts frames t−M+1..t, each frame's logits averaged over the steps that predicted it). ``multilabel=True`` makes per-frame
-outputs independent sigmoids (:meth:`forward_frames` gives their logits; the video-level
-output is the logit of their mean), trained against per-frame multi-hot labels
-(``data.source: multilabel_digits``, the task's ``frame_mAP``).
+predicts frames t−M+1..t, each frame's logits averaged over the steps that predicted it).
+``multilabel=True`` makes per-frame outputs independent sigmoids (``frame_logits`` are their
+logits; the video-level output is the logit of their mean), trained against per-frame multi-hot
+labels (``data.source: multilabel_digits``, the task's ``frame_mAP``).
+
+Deviations: the LSTM reads the attended context concatenated with the current frame's features
+(MultiLSTM: the context alone); one LSTM layer of ``hidden_size`` units (the paper: 512).
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import torch.nn.functional as F
 
 from vidrnn.layers.attention import AdditiveAttention
 from vidrnn.layers.encoders import FrameEncoder
-from vidrnn.models.base import FrameOutputClassifier, build_encoder
+from vidrnn.models.base import (TINY_VECTOR_ENCODER, ClassifierOutput, EncoderSpec, FrameOutputClassifier, Trainable,
+                                build_encoder)
 from vidrnn.registry import register_model
 
 __all__ = ["TemporalAttentionLSTM"]
@@ -43,9 +47,9 @@ class TemporalAttentionLSTM(FrameOutputClassifier):
             M−1 later frames (offline labelling, as the paper). 1: step t predicts frame t.
 
     Shape:
-        video ``(B, T, 3, H, W)`` -> logits ``(B, K)``; ``forward_frames`` -> ``(B, T, K)``;
-        attention ``(B, T, N)``: weight of frame ``t − N + 1 + j`` at step t (0 before the video
-        starts).
+        video ``(B, T, 3, H, W)`` (or cached features ``(B, T, D)``) -> :class:`ClassifierOutput`
+        with ``logits (B, K)``, ``frame_logits (B, T, K)`` and ``attention (B, T, N)``: weight
+        of frame ``t − N + 1 + j`` at step t (0 before the video starts).
     """
 
     def __init__(self, encoder: FrameEncoder, num_classes: int, *, window: int = 5, hidden_size: int = 256,
@@ -62,10 +66,13 @@ class TemporalAttentionLSTM(FrameOutputClassifier):
         self.cell = nn.LSTMCell(2 * D, hidden_size)  # [attended context; current frame]
         self.dropout = nn.Dropout(dropout)
         self.fc = nn.Linear(hidden_size, num_classes * output_window)
-        self.last_attention: torch.Tensor | None = None
 
     def forward_features(self, feats: torch.Tensor) -> torch.Tensor:
-        """Frame features ``(B, T, D)`` -> LSTM outputs ``(B, T, H)``; sets ``last_attention``."""
+        """Frame features ``(B, T, D)`` -> LSTM outputs ``(B, T, H)``."""
+        return self._attend(feats)[0]
+
+    def _attend(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """LSTM outputs ``(B, T, H)`` and attention weights ``(B, T, N)``."""
         B, T, D = feats.shape
         N = self.window
         padded = F.pad(feats, (0, 0, N - 1, 0))  # (B, N-1+T, D)
@@ -82,8 +89,7 @@ class TemporalAttentionLSTM(FrameOutputClassifier):
             state = self.cell(torch.cat([ctx, feats[:, t]], dim=-1), state)
             outs.append(state[0])
             weights.append(w)
-        self.last_attention = torch.stack(weights, dim=1)  # (B, T, N)
-        return torch.stack(outs, dim=1)
+        return torch.stack(outs, dim=1), torch.stack(weights, dim=1)  # (B, T, H), (B, T, N)
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         """LSTM outputs ``(B, T, H)`` -> per-frame logits ``(B, T, K)``."""
@@ -101,30 +107,30 @@ class TemporalAttentionLSTM(FrameOutputClassifier):
                 counts.append(F.pad(z.new_ones(T - d), (0, d)))
         return torch.stack(shifted).sum(0) / torch.stack(counts).sum(0)[None, :, None]
 
-    def forward_frames(self, video: torch.Tensor, return_attention: bool = False):
-        out = super().forward_frames(video)
-        return (out, self.last_attention) if return_attention else out
-
-    def forward(self, video: torch.Tensor, return_attention: bool = False):
-        out = self.aggregate(super().forward_frames(video))
-        return (out, self.last_attention) if return_attention else out
-
+    def forward(self, video: torch.Tensor) -> ClassifierOutput:
+        """Logits, per-frame logits and temporal attention weights (see the class docstring)."""
+        hidden, weights = self._attend(self.encode(video))
+        return self.output(self.forward_head(hidden), attention=weights)
 
 
 # ============================================================================ builders
 @register_model
-def temporal_attention_lstm(num_classes: int = 101, *, encoder="efficientnet_lite0", pretrained: bool = True,
-                            trainable="none", window: int = 5, hidden_size: int = 256, **kw) -> TemporalAttentionLSTM:
+def temporal_attention_lstm(num_classes: int = 101, *, encoder: EncoderSpec = "efficientnet_lite0",
+                            pretrained: bool = True, trainable: Trainable = "none", window: int = 5,
+                            hidden_size: int = 256, attention_size: int = 128, dropout: float = 0.0,
+                            multilabel: bool = False, output_window: int = 1) -> TemporalAttentionLSTM:
     """MultiLSTM-style temporal attention over the 5 most recent frame features."""
     return TemporalAttentionLSTM(build_encoder(encoder, pretrained, trainable), num_classes, window=window,
-                                 hidden_size=hidden_size, **kw)
+                                 hidden_size=hidden_size, attention_size=attention_size, dropout=dropout,
+                                 multilabel=multilabel, output_window=output_window)
 
 
 @register_model
-def temporal_attention_lstm_tiny(num_classes: int = 4, *, encoder=None, pretrained: bool = False, trainable="all",
-                                 window: int = 3, hidden_size: int = 32, **kw) -> TemporalAttentionLSTM:
+def temporal_attention_lstm_tiny(num_classes: int = 4, *, encoder: EncoderSpec = None, pretrained: bool = False,
+                                 trainable: Trainable = "all", window: int = 3, hidden_size: int = 32,
+                                 attention_size: int = 32, dropout: float = 0.0, multilabel: bool = False,
+                                 output_window: int = 1) -> TemporalAttentionLSTM:
     """Temporal attention LSTM with the tiny CNN (tests, embedded data)."""
-    return temporal_attention_lstm(num_classes, encoder=encoder or {"name": "tiny", "feature_dim": 64,
-                                                                    "channels": [8, 16, 32]},
-                                   pretrained=pretrained, trainable=trainable, window=window, hidden_size=hidden_size,
-                                   attention_size=32, **kw)
+    return TemporalAttentionLSTM(build_encoder(encoder, pretrained, trainable, TINY_VECTOR_ENCODER), num_classes,
+                                 window=window, hidden_size=hidden_size, attention_size=attention_size,
+                                 dropout=dropout, multilabel=multilabel, output_window=output_window)

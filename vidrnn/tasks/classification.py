@@ -15,9 +15,13 @@
 * Evaluation is video-level: the softmax (multi-label: sigmoid) outputs of all views (clips)
   of a video are averaged before the metrics (LRCN tests 16-frame clips with stride 8 and
   averages).
-* Models with ``auxiliary_loss`` (the attention LSTMs) add it: the doubly stochastic
-  attention penalty, and REINFORCE terms for hard attention (reward: the log-likelihood of
-  the true class).
+* The model's output (:class:`~vidrnn.models.base.ClassifierOutput`) is all the task reads:
+  its ``aux_losses`` (the doubly stochastic attention penalty) are added, and for hard
+  attention ``policy.surrogate(reward)`` adds the REINFORCE term (reward: the log-likelihood
+  of the true class).
+* Feature caches (``data.source: features``): the frame encoder reads the cached features
+  (:meth:`~vidrnn.layers.encoders.FrameEncoder.read_cache`) and the model's ordinary
+  ``forward`` runs.
 * Bad videos skipped by the dataset are counted (``skipped_videos``) and listed in the run
   summary.
 
@@ -28,17 +32,32 @@ decode size) and the resolved config.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
+from vidrnn.metrics.attention import attention_mass_ratio
 from vidrnn.metrics.multilabel import MeanAveragePrecision
-from vidrnn.registry import create_model
+from vidrnn.models.base import ClassifierOutput
+from vidrnn.tasks.build import build_classifier
 from vidrnn.tasks.optim import configure_optimizer
 
-__all__ = ["ClassificationTask", "average_views"]
+__all__ = ["ClassificationTask", "ClassificationSettings", "average_views"]
+
+
+@dataclass
+class ClassificationSettings:
+    """The ``classification:`` section of a config.
+
+    Attributes:
+        label_smoothing: cross-entropy label smoothing (0 = off).
+    """
+
+    label_smoothing: float = 0.0
 
 
 def average_views(logits: torch.Tensor, views: torch.Tensor, multilabel: bool = False) -> torch.Tensor:
@@ -95,22 +114,11 @@ class ClassificationTask(L.LightningModule):
         if not class_names:
             raise ValueError("class_names must list the classes")
         self.save_hyperparameters()
-        kwargs = dict(model_kwargs or {})
-        if multilabel:
-            kwargs.setdefault("multilabel", True)
-        try:
-            self.model = create_model(model_name, num_classes=len(class_names), **kwargs)
-        except TypeError as e:
-            if multilabel and "multilabel" in str(e):
-                raise ValueError(f"model {model_name!r} has no multi-label outputs; the data is multi-label "
-                                 "(use temporal_attention_lstm or temporal_attention_lstm_tiny)") from None
-            raise
-        if multilabel and not getattr(self.model, "multilabel", False):
-            raise ValueError(f"model {model_name!r} was built with multilabel=False but the data is multi-label")
+        self.model = build_classifier(model_name, model_kwargs, len(class_names), multilabel=multilabel)
         self.multilabel = multilabel
         self.class_names = list(class_names)
-        self.optim_cfg = {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "momentum": 0.9, "scheduler": "cosine",
-                          "warmup_epochs": 0, **(optimizer or {})}
+        self.optim_cfg = dict(optimizer or {})
+        self.use_cached_features((data or {}).get("source") == "features")
         K = len(class_names)
         self.train_metrics = _metrics(K, "train/", multilabel)
         self.val_metrics = _metrics(K, "val/", multilabel)
@@ -120,58 +128,54 @@ class ClassificationTask(L.LightningModule):
         self.test_frame_map = MeanAveragePrecision(K) if multilabel else None
         self.skipped_videos: set[str] = set()
 
+    def use_cached_features(self, on: bool = True) -> None:
+        """Feed the model precomputed encoder features (a feature cache) instead of video."""
+        self.model.encoder.read_cache(on)
+
     # ------------------------------------------------------------------ forward
-    def _input(self, batch):
-        if batch.get("features") is not None:
-            return batch["features"], True
-        return batch["video"], False
-
-    def forward_views(self, batch) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """``(view logits (V_total, K), per-frame logits (V_total, T, K) or None)``."""
-        x, cached = self._input(batch)
-        if hasattr(self.model, "forward_frames"):
-            frames = self.model.forward_frames_cached(x) if cached else self.model.forward_frames(x)
-            return self.model.aggregate(frames), frames
-        return (self.model.forward_cached(x) if cached else self.model(x)), None
-
     def forward(self, video: torch.Tensor) -> torch.Tensor:
-        """Video-level logits ``(B, K)`` for ``video (B, T, 3, H, W)``."""
-        return self.model(video)
+        """Video-level logits ``(B, K)`` for ``video (B, T, 3, H, W)`` (or cached features)."""
+        return self.model(video).logits
+
+    def _run(self, batch) -> ClassifierOutput:
+        x = batch["features"] if batch.get("features") is not None else batch["video"]
+        return self.model(x)
 
     def _note_skipped(self, batch) -> None:
         self.skipped_videos.update(batch.get("skipped") or [])
 
-    # ------------------------------------------------------------------ steps
-    def training_step(self, batch, batch_idx):
-        self._note_skipped(batch)
-        if len(batch["label"]) == 0:
-            return None  # every video of the batch failed to decode; skip the step
-        logits, frames = self.forward_views(batch)
-        y = batch["label"].repeat_interleave(batch["views"], dim=0)
-        loss = self._multilabel_loss(batch, logits, frames, y) if self.multilabel else self._loss(logits, frames, y)
-        if hasattr(self.model, "auxiliary_loss"):  # attention penalty, REINFORCE for hard attention
-            nll = (F.binary_cross_entropy_with_logits(logits.float(), y, reduction="none").sum(-1) if self.multilabel
-                   else F.cross_entropy(logits.float(), y, reduction="none"))  # per sample; reward = -nll
-            aux, logs = self.model.auxiliary_loss(nll)
-            loss = loss + aux
-            for k, v in logs.items():
-                self.log(f"train/{k}", v, batch_size=len(y))
-        if self.multilabel:
-            self.train_metrics.update(logits.detach().float().sigmoid(), y.long())
-        else:
-            self.train_metrics.update(logits.detach(), y)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(y))
-        return loss
+    # ------------------------------------------------------------------ loss
+    def training_loss(self, batch) -> tuple[torch.Tensor, dict[str, torch.Tensor], ClassifierOutput, torch.Tensor]:
+        """Forward and loss of one training batch, with nothing logged (``training_step`` logs;
+        this is the part that ``torch.compile`` can take whole).
 
-    def _loss(self, logits, frames, y):
+        Returns:
+            ``(loss, terms to log, the model's output, targets per view)``.
+        """
+        out = self._run(batch)
+        y = batch["label"].repeat_interleave(batch["views"], dim=0)
+        loss = self._multilabel_loss(batch, out, y) if self.multilabel else self._loss(out, y)
+        logs = {}
+        for name, value in out.aux_losses.items():  # e.g. the attention penalty (already weighted)
+            loss = loss + value
+            logs[name] = value.detach()
+        if out.policy is not None:  # hard attention: REINFORCE with reward = log-likelihood of the truth
+            logits = out.logits.float()
+            nll = (F.binary_cross_entropy_with_logits(logits, y, reduction="none").sum(-1) if self.multilabel
+                   else F.cross_entropy(logits, y, reduction="none"))  # (V,)
+            loss = loss + out.policy.surrogate(-nll.detach())
+            logs["reward_baseline"] = out.policy.baseline.value.detach().clone()
+        return loss, logs, out, y
+
+    def _loss(self, out: ClassifierOutput, y: torch.Tensor) -> torch.Tensor:
         """Cross-entropy, per frame (weighted as the model aggregates) when the model has frames."""
         ls = self.hparams.label_smoothing
-        if frames is None:
-            return F.cross_entropy(logits.float(), y, label_smoothing=ls)
-        B, T, K = frames.shape
-        per_step = F.cross_entropy(frames.reshape(B * T, K).float(), y.repeat_interleave(T),
+        if out.frame_logits is None:
+            return F.cross_entropy(out.logits.float(), y, label_smoothing=ls)
+        B, T, K = out.frame_logits.shape
+        per_step = F.cross_entropy(out.frame_logits.reshape(B * T, K).float(), y.repeat_interleave(T),
                                    reduction="none", label_smoothing=ls).view(B, T)
-        return (per_step * self.model.frame_weights(T, frames.device)[None]).sum(1).mean()
+        return (per_step * out.frame_weights[None]).sum(1).mean()
 
     @staticmethod
     def _frame_targets(batch, frames: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -187,14 +191,29 @@ class ClassificationTask(L.LightningModule):
         mask = torch.ones(fl.shape[:2], dtype=torch.bool) if mask is None else mask
         return fl.to(frames.device), mask.to(frames.device)
 
-    def _multilabel_loss(self, batch, logits, frames, y):
+    def _multilabel_loss(self, batch, out: ClassifierOutput, y: torch.Tensor) -> torch.Tensor:
         """Binary cross-entropy: every real frame against its own labels when the batch has
         per-frame labels (dense labelling), else the video-level logits against ``y``."""
-        targets = self._frame_targets(batch, frames)
+        targets = self._frame_targets(batch, out.frame_logits)
         if targets is None:
-            return F.binary_cross_entropy_with_logits(logits.float(), y)
+            return F.binary_cross_entropy_with_logits(out.logits.float(), y)
         fl, mask = targets
-        return F.binary_cross_entropy_with_logits(frames.float()[mask], fl[mask])
+        return F.binary_cross_entropy_with_logits(out.frame_logits.float()[mask], fl[mask])
+
+    # ------------------------------------------------------------------ steps
+    def training_step(self, batch, batch_idx):
+        self._note_skipped(batch)
+        if len(batch["label"]) == 0:
+            return None  # every video of the batch failed to decode; skip the step
+        loss, logs, out, y = self.training_loss(batch)
+        for k, v in logs.items():
+            self.log(f"train/{k}", v, batch_size=len(y))
+        if self.multilabel:
+            self.train_metrics.update(out.logits.detach().float().sigmoid(), y.long())
+        else:
+            self.train_metrics.update(out.logits.detach(), y)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(y))
+        return loss
 
     def on_train_epoch_end(self):
         self.log_dict(self.train_metrics.compute(), prog_bar=False)
@@ -205,37 +224,34 @@ class ClassificationTask(L.LightningModule):
         self._note_skipped(batch)
         if len(batch["label"]) == 0:
             return None
-        logits, frames = self.forward_views(batch)
-        logp = average_views(logits, batch["views"], self.multilabel)  # (B, K)
+        out = self._run(batch)
+        logp = average_views(out.logits, batch["views"], self.multilabel)  # (B, K)
         y = batch["label"]
         if self.multilabel:
             p = logp.exp().clamp(1e-6, 1 - 1e-6)
             y = y.float()  # BCE by hand: F.binary_cross_entropy refuses to run under CUDA autocast
             loss = -(y * p.log() + (1 - y) * torch.log1p(-p)).mean()
             metrics.update(p, y.long())
-            targets = self._frame_targets(batch, frames)
+            targets = self._frame_targets(batch, out.frame_logits)
             if targets is not None:
                 fl, mask = targets
                 frame_map = self.val_frame_map if stage == "val" else self.test_frame_map
-                frame_map.update(frames.float().sigmoid()[mask], fl[mask].long())
+                frame_map.update(out.frame_logits.float().sigmoid()[mask], fl[mask].long())
         else:
             loss = F.nll_loss(logp, y)
             metrics.update(logp, y)
-        self._attention_on_target(batch, stage)
+        self._attention_on_target(batch, out, stage)
         self.log(f"{stage}/loss", loss, prog_bar=stage == "val", batch_size=len(y), sync_dist=True)
         return logp
 
-    def _attention_on_target(self, batch, stage: str) -> None:
-        """With target boxes in the batch and a spatial-attention model: log the attention mass
-        ratio (mass inside the box / the box's share of the frame; 1 = uniform)."""
-        att = getattr(self.model, "last_attention", None)
+    def _attention_on_target(self, batch, out: ClassifierOutput, stage: str) -> None:
+        """With target boxes in the batch and spatial attention in the output: log the attention
+        mass ratio (mass inside the box / the box's share of the frame; 1 = uniform)."""
         box = batch.get("box")
-        if att is None or box is None or getattr(self.model, "input_kind", "") != "map" or len(att) != len(box):
+        if out.attention is None or out.attention_map is None or box is None or len(out.attention) != len(box):
             return
-        from vidrnn.metrics.attention import attention_mass_ratio
-
-        ms = self.model.map_size
-        ratio = attention_mass_ratio(att, box.to(att.device), (ms, ms), tuple(batch["video"].shape[-2:]))
+        ratio = attention_mass_ratio(out.attention, box.to(out.attention.device), out.attention_map,
+                                     tuple(batch["video"].shape[-2:]))
         self.log(f"{stage}/attention_mass_ratio", ratio.mean(), batch_size=len(ratio), sync_dist=True)
 
     def validation_step(self, batch, batch_idx):
@@ -261,8 +277,8 @@ class ClassificationTask(L.LightningModule):
         self.log("skipped_videos", float(len(self.skipped_videos)))
 
     def predict_step(self, batch, batch_idx):
-        logits, _ = self.forward_views(batch)
-        return {"probs": average_views(logits, batch["views"], self.multilabel).exp(), "index": batch["index"]}
+        out = self._run(batch)
+        return {"probs": average_views(out.logits, batch["views"], self.multilabel).exp(), "index": batch["index"]}
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):

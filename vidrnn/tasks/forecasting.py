@@ -18,17 +18,99 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Literal, Sequence
+
 import lightning as L
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from vidrnn.metrics.forecasting import ForecastMetrics
-from vidrnn.registry import create_model
+from vidrnn.metrics.nowcasting import NowcastingScores
+from vidrnn.metrics.rainrate import from_unit
+from vidrnn.models.extrapolation import persistence, pysteps_available, pysteps_extrapolation
+from vidrnn.tasks.build import build_forecaster
 from vidrnn.tasks.optim import configure_optimizer
 
-__all__ = ["ForecastingTask"]
+__all__ = ["ForecastingTask", "ForecastingSettings", "ScheduledSampling", "NowcastEvaluation", "forecast_report"]
 
 LOSSES = ("bce", "mse", "mse+mae")
+
+
+@dataclass
+class ScheduledSampling:
+    """``forecasting.scheduled_sampling``: the probability of feeding the true previous frame
+    goes linearly from ``start`` to ``end`` over ``epochs`` epochs (Bengio et al. 2015)."""
+
+    start: float = 1.0
+    end: float = 0.0
+    epochs: int = 10
+
+
+@dataclass
+class ForecastingSettings:
+    """The ``forecasting:`` section of a config.
+
+    Attributes:
+        loss: ``bce`` (per-pixel cross-entropy, Shi et al. 2015), ``mse`` or ``mse+mae``.
+        scheduled_sampling: for forecasters that read the previous frame
+            (``model.forecaster_input: previous_frame``); null = off.
+        ssim: compute SSIM during evaluation (costs time on large frames).
+    """
+
+    loss: Literal["bce", "mse", "mse+mae"] = "bce"
+    scheduled_sampling: ScheduledSampling | None = None
+    ssim: bool = True
+
+
+class NowcastEvaluation(nn.Module):
+    """Radar evaluation, written once for ``vidrnn test`` and ``vidrnn predict``: CSI, POD, FAR
+    and HSS per rain-rate threshold and lead time of the model's forecasts, beside Eulerian
+    persistence and pysteps' Lagrangian extrapolation on the same windows.
+
+    Args:
+        thresholds: event thresholds in mm/h.
+        zr_a, zr_b: the Z-R pair of the network's unit scale (to turn forecasts into mm/h).
+        baselines: also score persistence and (when pysteps and OpenCV import, and
+            ``extrapolation``) pysteps extrapolation.
+        extrapolation: score pysteps extrapolation (slow: Lucas-Kanade per window).
+
+    Shape:
+        update: forecasts ``(B, T_out, 1, H, W)`` on the unit scale [0, 1]; ``input_rain``
+        ``(B, T_in, 1, H, W)`` and ``target_rain`` ``(B, T_out, 1, H, W)`` in mm/h (NaN = missing).
+    """
+
+    def __init__(self, thresholds: Sequence[float], *, zr_a: float = 200.0, zr_b: float = 1.6,
+                 baselines: bool = True, extrapolation: bool = True):
+        super().__init__()
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.zr_a, self.zr_b = float(zr_a), float(zr_b)
+        self.model_scores = NowcastingScores(self.thresholds)
+        self.persistence = NowcastingScores(self.thresholds) if baselines else None
+        self.extrapolation = (NowcastingScores(self.thresholds)
+                              if baselines and extrapolation and pysteps_available() else None)
+        self.extrapolation_wanted = baselines and extrapolation
+
+    def update(self, forecast_unit: torch.Tensor, input_rain: torch.Tensor, target_rain: torch.Tensor) -> None:
+        target = target_rain.to(forecast_unit.device)
+        self.model_scores.update(from_unit(forecast_unit.float(), self.zr_a, self.zr_b), target)
+        T = target.shape[1]
+        if self.persistence is not None:
+            self.persistence.update(persistence(input_rain.to(target.device), T), target)
+        if self.extrapolation is not None:
+            self.extrapolation.update(pysteps_extrapolation(input_rain.cpu(), T), target_rain.cpu())
+
+    def compute(self) -> dict:
+        """``{"thresholds", "nowcasting", "persistence", "pysteps_extrapolation"}`` (each score
+        ``(n_thresholds, T)`` as lists; baselines only when scored); resets the state."""
+        out = {"thresholds": list(self.thresholds)}
+        for key, metric in (("nowcasting", self.model_scores), ("persistence", self.persistence),
+                            ("pysteps_extrapolation", self.extrapolation)):
+            if metric is not None:
+                out[key] = {k: v.tolist() for k, v in metric.compute().items()}
+                metric.reset()
+        return out
 
 
 class ForecastingTask(L.LightningModule):
@@ -36,14 +118,12 @@ class ForecastingTask(L.LightningModule):
 
     Args:
         model_name: registry name of a forecasting model (``vidrnn models`` lists them).
-        model_kwargs: builder arguments.
-        optimizer: as :class:`vidrnn.tasks.classification.ClassificationTask`.
+        model_kwargs: builder arguments (``num_output`` comes from ``data``).
+        optimizer: the ``optimizer`` section (:class:`~vidrnn.tasks.optim.OptimizerSettings`).
         data: resolved data settings (``num_input``, ``num_output``, ``kind`` and, for radar,
             the Z-R constants); saved for prediction.
         config: the resolved run config (saved for reference).
-        loss: one of ``"bce"``, ``"mse"``, ``"mse+mae"``.
-        scheduled_sampling: ``{start, end, epochs}`` or None.
-        ssim: compute SSIM during evaluation (costs time on large frames).
+        loss, scheduled_sampling, ssim: the ``forecasting`` section (:class:`ForecastingSettings`).
 
     Raises:
         ValueError: unknown loss or model.
@@ -58,23 +138,19 @@ class ForecastingTask(L.LightningModule):
         self.save_hyperparameters()
         data = data or {}
         self.num_output = int(data.get("num_output", 10))
-        self.model = create_model(model_name, **{"num_output": self.num_output, **(model_kwargs or {})})
-        self.optim_cfg = {"name": "adamw", "lr": 1e-3, "weight_decay": 0.0, "momentum": 0.9, "scheduler": "cosine",
-                          "warmup_epochs": 0, **(optimizer or {})}
+        self.model = build_forecaster(model_name, model_kwargs, self.num_output)
+        self.optim_cfg = dict(optimizer or {})
         self.is_radar = data.get("kind") == "radar"
         self.val_metrics = ForecastMetrics(ssim=ssim, num_frames=self.num_output)
         self.test_metrics = ForecastMetrics(ssim=ssim, num_frames=self.num_output)
         if self.is_radar:
-            from vidrnn.metrics.nowcasting import NowcastingScores
-
             thr = tuple(data.get("thresholds") or (0.5, 2, 5, 10, 30))
-            self.val_scores, self.test_scores = NowcastingScores(thr), NowcastingScores(thr)
-            self.test_persistence = NowcastingScores(thr)
-            from vidrnn.models.extrapolation import pysteps_available
-
-            # without pysteps the report says the baseline was not computed
-            want = (data.get("radar") or {}).get("pysteps_baseline", True)
-            self.test_extrapolation = NowcastingScores(thr) if want and pysteps_available() else None
+            zr = dict(zr_a=data.get("zr_a", 200.0), zr_b=data.get("zr_b", 1.6))
+            want_extrapolation = (data.get("radar") or {}).get("pysteps_baseline", True)
+            self.val_scores = NowcastEvaluation(thr, baselines=False, **zr)
+            self.test_scores = NowcastEvaluation(thr, extrapolation=want_extrapolation, **zr)
+        else:
+            self.val_scores = self.test_scores = None
         self.last_eval: dict = {}
 
     # ------------------------------------------------------------------ helpers
@@ -120,19 +196,7 @@ class ForecastingTask(L.LightningModule):
         metrics.update(pred, y)
         self.log(f"{stage}/loss", loss, prog_bar=stage == "val", batch_size=len(x), sync_dist=True)
         if scores is not None:
-            from vidrnn.metrics.rainrate import from_unit
-
-            d = self.hparams.data
-            scores.update(from_unit(pred, d.get("zr_a", 200.0), d.get("zr_b", 1.6)), batch["target_rain"])
-            if stage == "test":
-                from vidrnn.models.extrapolation import persistence
-
-                self.test_persistence.update(persistence(batch["input_rain"], y.shape[1]), batch["target_rain"])
-                if self.test_extrapolation is not None:
-                    from vidrnn.models.extrapolation import pysteps_extrapolation
-
-                    ext = pysteps_extrapolation(batch["input_rain"].cpu(), y.shape[1])
-                    self.test_extrapolation.update(ext, batch["target_rain"].cpu())
+            scores.update(pred, batch["input_rain"], batch["target_rain"])
 
     def _eval_end(self, metrics, scores, stage: str):
         res = metrics.compute()
@@ -140,34 +204,23 @@ class ForecastingTask(L.LightningModule):
         scalars = {f"{stage}/{k}": v for k, v in res.items() if v.dim() == 0}
         out = {k: v.tolist() for k, v in res.items()}
         if scores is not None:
-            sc = scores.compute()
-            scores.reset()
-            for i, thr in enumerate(scores.thresholds):
-                scalars[f"{stage}/csi@{thr:g}"] = torch.nanmean(sc["csi"][i])
-            out["nowcasting"] = {k: v.tolist() for k, v in sc.items()}
-            out["thresholds"] = list(scores.thresholds)
-            if stage == "test":
-                ps = self.test_persistence.compute()
-                self.test_persistence.reset()
-                out["persistence"] = {k: v.tolist() for k, v in ps.items()}
-                if self.test_extrapolation is not None:
-                    ex = self.test_extrapolation.compute()
-                    self.test_extrapolation.reset()
-                    out["pysteps_extrapolation"] = {k: v.tolist() for k, v in ex.items()}
+            out.update(scores.compute())
+            for i, thr in enumerate(out["thresholds"]):
+                scalars[f"{stage}/csi@{thr:g}"] = torch.nanmean(torch.tensor(out["nowcasting"]["csi"][i]))
         self.log_dict(scalars, prog_bar=stage == "val")
         self.last_eval[stage] = out
 
     def validation_step(self, batch, batch_idx):
-        self._eval_step(batch, self.val_metrics, getattr(self, "val_scores", None), "val")
+        self._eval_step(batch, self.val_metrics, self.val_scores, "val")
 
     def on_validation_epoch_end(self):
-        self._eval_end(self.val_metrics, getattr(self, "val_scores", None), "val")
+        self._eval_end(self.val_metrics, self.val_scores, "val")
 
     def test_step(self, batch, batch_idx):
-        self._eval_step(batch, self.test_metrics, getattr(self, "test_scores", None), "test")
+        self._eval_step(batch, self.test_metrics, self.test_scores, "test")
 
     def on_test_epoch_end(self):
-        self._eval_end(self.test_metrics, getattr(self, "test_scores", None), "test")
+        self._eval_end(self.test_metrics, self.test_scores, "test")
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):

@@ -1,47 +1,66 @@
-"""Optimiser and learning-rate schedule from the ``optimizer:`` section of a config (shared by tasks)."""
+"""Optimiser and learning-rate schedule: the ``optimizer:`` section of a config (its defaults
+live here, in :class:`OptimizerSettings`) and ``configure_optimizers`` for the tasks."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
-__all__ = ["OPTIMIZER_DEFAULTS", "configure_optimizer"]
+from vidrnn.schema import validate_section
 
-OPTIMIZER_DEFAULTS = {"name": "adamw", "lr": 1e-3, "weight_decay": 1e-4, "momentum": 0.9, "scheduler": "cosine",
-                      "warmup_epochs": 0}
+__all__ = ["OptimizerSettings", "configure_optimizer"]
 
 
-def configure_optimizer(params, cfg: dict, trainer):
+@dataclass
+class OptimizerSettings:
+    """The ``optimizer:`` section.
+
+    Attributes:
+        name: ``adamw``, ``sgd`` (Nesterov momentum) or ``rmsprop`` (decay 0.9, what Shi et al.
+            2015 used).
+        lr: learning rate.
+        weight_decay: decoupled (AdamW) or L2 (SGD, RMSProp) weight decay.
+        momentum: SGD momentum.
+        scheduler: ``cosine`` (per step, to 0 at the end of training) or ``none``.
+        warmup_epochs: linear warm-up before the cosine, in epochs (fractions allowed).
+    """
+
+    name: Literal["adamw", "sgd", "rmsprop"] = "adamw"
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    scheduler: Literal["cosine", "none"] = "cosine"
+    warmup_epochs: float = 0.0
+
+
+def configure_optimizer(params, cfg: dict | None, trainer):
     """``configure_optimizers`` for Lightning.
 
     Args:
-        params: the parameters to train.
-        cfg: ``{"name": "adamw"|"sgd"|"rmsprop", "lr", "weight_decay", "momentum",
-            "scheduler": "cosine"|"none", "warmup_epochs"}`` (RMSProp with decay 0.9 is what
-            Shi et al. 2015 used).
+        params: the parameters to train (frozen ones are left out).
+        cfg: the ``optimizer`` section (see :class:`OptimizerSettings`; missing keys take the
+            defaults).
         trainer: the Lightning trainer (for the number of steps of the cosine schedule).
 
     Raises:
-        ValueError: unknown optimiser or scheduler name.
+        ConfigError: an unknown key or value.
     """
-    c = {**OPTIMIZER_DEFAULTS, **cfg}
+    c = validate_section(OptimizerSettings, cfg, "optimizer")
     params = [p for p in params if p.requires_grad]
-    lr, wd = float(c["lr"]), float(c["weight_decay"])
+    lr, wd = c["lr"], c["weight_decay"]
     if c["name"] == "adamw":
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
     elif c["name"] == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, momentum=float(c["momentum"]), weight_decay=wd, nesterov=True)
-    elif c["name"] == "rmsprop":
-        opt = torch.optim.RMSprop(params, lr=lr, alpha=0.9, weight_decay=wd)
+        opt = torch.optim.SGD(params, lr=lr, momentum=c["momentum"], weight_decay=wd, nesterov=True)
     else:
-        raise ValueError(f"optimizer.name={c['name']!r}: expected 'adamw', 'sgd' or 'rmsprop'")
-    if c["scheduler"] in (None, "none"):
+        opt = torch.optim.RMSprop(params, lr=lr, alpha=0.9, weight_decay=wd)
+    if c["scheduler"] == "none":
         return opt
-    if c["scheduler"] != "cosine":
-        raise ValueError(f"optimizer.scheduler={c['scheduler']!r}: expected 'cosine' or 'none'")
     total = max(1, int(trainer.estimated_stepping_batches))
-    warm = int(float(c["warmup_epochs"]) * total / max(1, trainer.max_epochs or 1))
+    warm = int(c["warmup_epochs"] * total / max(1, trainer.max_epochs or 1))
 
     def factor(step: int) -> float:
         if step < warm:

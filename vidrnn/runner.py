@@ -1,0 +1,352 @@
+"""Runs on Lightning's engine: fit a model from a config into a run directory, evaluate a
+checkpoint. What ``vidrnn fit``, ``vidrnn validate`` and ``vidrnn test`` call.
+
+A run directory (``runs/<name>/<timestamp>``, or ``run_dir``; an existing non-empty one is
+never overwritten, ``resume=True`` continues one) holds ``config.yaml`` (the resolved config),
+``classes.json`` (classifiers), ``checkpoints/{best,last}.ckpt`` (written atomically through
+:class:`AtomicCheckpointIO`), ``logs/`` (CSV, and TensorBoard when installed; a resumed run logs
+into ``logs/resume<k>/``) and ``summary.json``. Everything that can be checked is checked before
+the directory is made: the config, the data (annotation files, folders), the model; a run that
+fails before its first training step removes the directory it made.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, Sequence
+
+import lightning as L
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from vidrnn.config import dump_config, load_config
+from vidrnn.errors import CheckpointError, ConfigError
+from vidrnn.inference.checkpoint import check_compatible, checkpoint_task, load_task, read_checkpoint
+from vidrnn.io.files import atomic_write, write_json
+from vidrnn.registry import model_task
+
+__all__ = ["AtomicCheckpointIO", "fit", "evaluate", "build_datamodule", "build_task", "new_run_dir",
+           "quiet_lightning"]
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning ``CheckpointIO`` plugin that writes every checkpoint atomically (a temporary
+    file beside it, then ``os.replace``; :func:`vidrnn.io.files.atomic_write`), so an
+    interrupted save never leaves a truncated ``best.ckpt``/``last.ckpt``.
+
+    Use: ``lightning.Trainer(plugins=[AtomicCheckpointIO()])`` (every vidrnn run does).
+    """
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+        if storage_options is not None:
+            raise TypeError(f"{type(self).__name__} takes no storage_options, got {storage_options!r}")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_write(path) as tmp:
+            torch.save(checkpoint, tmp)
+
+
+def quiet_lightning() -> None:
+    """Silence Lightning's informational messages and warnings that say nothing to a vidrnn user."""
+    for name in ("lightning.pytorch.utilities.rank_zero", "lightning.pytorch.accelerators.cuda",
+                 "lightning.fabric.utilities.seed", "lightning.pytorch.utilities.model_summary"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*The number of training batches.*")
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    warnings.filterwarnings("ignore", message=".*module\\(s\\) in eval mode.*")  # frozen encoders, on purpose
+
+
+def new_run_dir(cfg: dict, run_dir: str | os.PathLike | None) -> Path:
+    """Make the directory of a new run; never an existing non-empty one.
+
+    Raises:
+        FileExistsError: ``run_dir`` exists and is not empty.
+    """
+    if run_dir:
+        p = Path(run_dir)
+        if p.exists() and (not p.is_dir() or any(p.iterdir())):
+            raise FileExistsError(f"run directory {p} already exists and is not empty; "
+                                  "pass --resume to continue it, or choose another --run-dir")
+        p.mkdir(parents=True, exist_ok=True)
+        return p
+    base = Path(cfg["run"]["root"]) / (cfg["run"]["name"] or cfg["model"]["name"])
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for i in range(1000):
+        p = base / (stamp if i == 0 else f"{stamp}-{i}")
+        try:
+            p.mkdir()
+            return p
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"could not create a new run directory under {base}")
+
+
+def build_datamodule(cfg: dict):
+    """The data module of a resolved config: videos and labels, or input/target sequences.
+
+    Raises:
+        ConfigError, FileNotFoundError: missing or inconsistent data settings or files.
+    """
+    if model_task(cfg["model"]["name"]) == "forecasting":
+        from vidrnn.data.forecast_datamodule import ForecastDataModule
+
+        return ForecastDataModule(cfg["data"])
+    from vidrnn.data.datamodule import VideoDataModule
+
+    return VideoDataModule(cfg["data"])
+
+
+def build_task(cfg: dict, datamodule, init_from: str | os.PathLike | None = None):
+    """The Lightning task of a resolved config and its data module, optionally initialised
+    from the weights of a checkpoint of the same model (and classes).
+
+    Raises:
+        CheckpointError: ``init_from`` is for another model or other classes, or does not fit.
+    """
+    model_cfg = dict(cfg["model"])
+    name = model_cfg.pop("name")
+    if model_task(name) == "forecasting":
+        from vidrnn.tasks.forecasting import ForecastingTask
+
+        fc = cfg["forecasting"]
+        task = ForecastingTask(name, model_cfg, optimizer=cfg["optimizer"], data=datamodule.settings, config=cfg,
+                               loss=fc["loss"], scheduled_sampling=fc["scheduled_sampling"], ssim=fc["ssim"])
+        classes = None
+    else:
+        from vidrnn.tasks.classification import ClassificationTask
+
+        encoder_state = None
+        if cfg["data"]["source"] == "features":  # the cache's encoder, so the checkpoint can predict from video
+            from vidrnn.data.features import load_cache_meta
+
+            meta = load_cache_meta(cfg["data"]["cache"])
+            model_cfg.update(encoder=meta["encoder"], pretrained=False, trainable="none")
+            encoder_state = torch.load(Path(cfg["data"]["cache"]) / "encoder.pt", map_location="cpu",
+                                       weights_only=True)
+        task = ClassificationTask(name, model_cfg, datamodule.classes, optimizer=cfg["optimizer"],
+                                  data=datamodule.settings, config=cfg,
+                                  label_smoothing=cfg["classification"]["label_smoothing"],
+                                  multilabel=datamodule.multilabel)
+        if encoder_state is not None:
+            task.model.encoder.load_state_dict(encoder_state)
+        classes = datamodule.classes
+    if init_from:
+        ck = read_checkpoint(init_from)
+        check_compatible(ck, init_from, model_name=name, class_names=classes)
+        try:
+            task.load_state_dict(ck["state_dict"])
+        except RuntimeError as e:
+            raise CheckpointError(f"{init_from}: weights do not fit the configured {name!r}: {e}") from None
+    return task
+
+
+def _trainer(cfg: dict, run_dir: Path, *, monitor: str | None):
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+    from lightning.pytorch.utilities.exceptions import MisconfigurationException
+
+    tcfg = dict(cfg["trainer"])
+    tcfg.setdefault("enable_progress_bar", sys.stderr.isatty())
+    version, k = "", 0  # a resumed run logs into logs/resume<k>/ so the earlier logs are kept
+    while (run_dir / "logs" / version / "metrics.csv").exists():
+        k += 1
+        version = f"resume{k}"
+    loggers = [CSVLogger(save_dir=str(run_dir), name="logs", version=version)]
+    try:
+        import tensorboard  # noqa: F401
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="logs", version=f"tensorboard{version}"))
+    except ImportError:
+        pass
+    mode = "max" if monitor and ("top1" in monitor or "mAP" in monitor) else "min"
+    ckpt = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best", monitor=monitor, mode=mode,
+                           save_last=True, save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False)
+    try:
+        return L.Trainer(default_root_dir=str(run_dir), logger=loggers, callbacks=[ckpt, _Started()],
+                         plugins=[AtomicCheckpointIO()], enable_model_summary=False, **tcfg)
+    except (MisconfigurationException, ValueError, TypeError) as e:
+        raise ConfigError(f"trainer: {e}") from None
+
+
+class _Started(L.Callback):
+    """Remembers whether training reached its first step (a run that fails before it leaves
+    no run directory)."""
+
+    started = False
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self.started = True
+
+
+def _num_params(module) -> tuple[int, int]:
+    return (sum(p.numel() for p in module.parameters()),
+            sum(p.numel() for p in module.parameters() if p.requires_grad))
+
+
+def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str] = (), *,
+        run_dir: str | os.PathLike | None = None, resume: bool = False, init_from: str | os.PathLike | None = None,
+        test: bool = True, report: Callable[[str], None] = print) -> dict:
+    """Train a model and evaluate its best checkpoint.
+
+    Args:
+        config: a config file or shipped config name, a config mapping, or None (the default
+            run: LRCN-tiny on the embedded Moving Digits).
+        overrides: ``key.path=value`` settings applied on top.
+        run_dir: the run directory (default ``runs/<name>/<timestamp>``); must be new or empty
+            unless ``resume``.
+        resume: continue ``run_dir`` from its ``last.ckpt`` with its own ``config.yaml``
+            (``overrides`` still apply, e.g. more epochs).
+        init_from: start from the weights of a checkpoint of the same model and classes.
+        test: evaluate the test split after training.
+        report: where progress lines go (the CLI prints them).
+
+    Returns:
+        The run summary (also written to ``summary.json``): model, parameters, dataset sizes,
+        seconds, epochs, run directory, checkpoints, ``metrics`` (best checkpoint on val and
+        test), ``per_lead_time`` (forecasters) or ``skipped_videos`` (classifiers).
+
+    Raises:
+        ConfigError, FileNotFoundError, FileExistsError, CheckpointError: bad input, reported
+        before any run directory is made.
+    """
+    if resume:
+        if not run_dir:
+            raise ConfigError("--resume needs --run-dir (the run to continue)")
+        if config is not None:
+            raise ConfigError("--resume continues the run's own config.yaml; give changes as key=value overrides")
+        last = Path(run_dir) / "checkpoints" / "last.ckpt"
+        if not last.is_file():
+            raise FileNotFoundError(f"--resume: no {last} to continue from")
+        cfg = load_config(Path(run_dir) / "config.yaml", overrides)
+    else:
+        last = None
+        cfg = load_config(None, overrides, base=config) if isinstance(config, dict) else load_config(config, overrides)
+    L.seed_everything(cfg["seed"], workers=True, verbose=False)
+    forecasting = model_task(cfg["model"]["name"]) == "forecasting"
+    dm = build_datamodule(cfg)
+    task = build_task(cfg, dm, init_from)
+    classes = None if forecasting else dm.classes
+    if last is not None:
+        check_compatible(read_checkpoint(last), last, model_name=cfg["model"]["name"], class_names=classes)
+    made_here = not resume and not (run_dir and Path(run_dir).is_dir())
+    run = Path(run_dir) if resume else new_run_dir(cfg, run_dir)
+    started = None
+    try:
+        dump_config(cfg, run / "config.yaml")
+        n_all, n_train = _num_params(task.model)
+        sizes = {k: len(v) for k, v in dm.splits.items()}
+        if forecasting:
+            report(f"vidrnn fit: {cfg['model']['name']} ({n_all:,} parameters) forecasting {cfg['data']['num_output']} "
+                   f"frames from {cfg['data']['num_input']} on {dm.describe()}")
+            monitor = "val/mse" if "val" in dm.splits else "train/loss"
+        else:
+            write_json(run / "classes.json", {str(i): c for i, c in enumerate(dm.classes)})
+            report(f"vidrnn fit: {cfg['model']['name']} ({n_all:,} parameters, {n_train:,} trainable) on "
+                   f"{cfg['data']['source']} data, {len(dm.classes)} classes, "
+                   + ", ".join(f"{k} {v} videos" for k, v in sizes.items()))
+            monitor = ("val/mAP" if dm.multilabel else "val/top1") if "val" in dm.splits else "train/loss"
+        report(f"run directory: {run}")
+        trainer = _trainer(cfg, run, monitor=monitor)
+        started = next(c for c in trainer.callbacks if isinstance(c, _Started))
+        t0 = time.time()
+        trainer.fit(task, datamodule=dm, ckpt_path=str(last) if last else None)
+    except BaseException:
+        if started is None or not started.started:  # nothing trained: leave nothing behind
+            _remove_run_dir(run, made_here, resume)
+        raise
+    fit_s = time.time() - t0
+    summary = {"model": cfg["model"]["name"], "parameters": n_all, "trainable_parameters": n_train,
+               "classes": None if forecasting else len(dm.classes), ("sequences" if forecasting else "videos"): sizes,
+               "fit_seconds": round(fit_s, 1), "epochs": trainer.current_epoch, "run_dir": str(run),
+               "best_checkpoint": str(run / "checkpoints" / "best.ckpt"),
+               "last_checkpoint": str(run / "checkpoints" / "last.ckpt")}
+    results = {}
+    best = trainer.checkpoint_callback.best_model_path or None
+    if "val" in dm.splits:
+        results.update(trainer.validate(task, datamodule=dm, ckpt_path=best, verbose=False)[0])
+    if "test" in dm.splits and test:
+        results.update(trainer.test(task, datamodule=dm, ckpt_path=best, verbose=False)[0])
+    summary["metrics"] = {k: round(float(v), 4) for k, v in results.items()}
+    if forecasting:
+        summary["per_lead_time"] = task.last_eval
+        summary["data"] = dict(dm.settings)
+    else:
+        summary["skipped_videos"] = sorted(task.skipped_videos)
+    write_json(run / "summary.json", summary)
+    return summary
+
+
+def _remove_run_dir(run: Path, made_here: bool, resume: bool) -> None:
+    if resume:
+        return
+    if made_here:
+        shutil.rmtree(run, ignore_errors=True)
+        try:
+            run.parent.rmdir()  # runs/<name>/ when this run was its only one
+        except OSError:
+            pass
+    else:  # the user's own empty --run-dir: empty it again
+        for child in run.iterdir():
+            shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+
+
+def evaluate(checkpoint: str | os.PathLike, stage: str = "test", *, config: str | os.PathLike | None = None,
+             overrides: Sequence[str] = ()) -> dict:
+    """Evaluate a checkpoint on the validation or test split of its own data settings (or of
+    ``config`` / ``overrides`` given on top).
+
+    Args:
+        checkpoint: a vidrnn ``.ckpt``.
+        stage: ``"validate"`` or ``"test"``.
+        config: a YAML whose sections override the checkpoint's config.
+        overrides: ``key.path=value`` settings on top.
+
+    Returns:
+        ``{"checkpoint", "model", "split", "size", "metrics", "per_lead_time" (forecasters) |
+        "skipped_videos" (classifiers), "data"}``.
+
+    Raises:
+        ConfigError: the data has no such split, or a bad setting.
+        CheckpointError: the data's classes differ from the checkpoint's.
+    """
+    if stage not in ("validate", "test"):
+        raise ValueError(f"stage={stage!r}: expected 'validate' or 'test'")
+    ck = read_checkpoint(checkpoint)
+    hp = ck["hyper_parameters"]
+    base = dict(hp.get("config") or {})
+    base["model"] = {**(base.get("model") or {}), "name": hp["model_name"]}
+    cfg = load_config(config, overrides, base=base)
+    if cfg["model"]["name"] != hp["model_name"]:
+        raise ConfigError(f"model.name: the checkpoint holds {hp['model_name']!r}, not {cfg['model']['name']!r}")
+    forecasting = checkpoint_task(ck) == "forecasting"
+    dm = build_datamodule(cfg)
+    if not forecasting:
+        check_compatible(ck, checkpoint, class_names=dm.classes)
+    task = load_task(checkpoint)
+    if not forecasting:
+        task.use_cached_features(cfg["data"]["source"] == "features")
+    part = "val" if stage == "validate" else "test"
+    if part not in dm.splits:
+        raise ConfigError(f"the data config has no {part} split to {stage} on")
+    run_dir = Path(checkpoint).resolve().parent.parent
+    tcfg = {k: v for k, v in cfg["trainer"].items() if k in ("accelerator", "devices", "precision")}
+    trainer = L.Trainer(logger=False, enable_checkpointing=False, default_root_dir=str(run_dir),
+                        enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False, **tcfg)
+    fn = trainer.validate if stage == "validate" else trainer.test
+    res = {k: round(float(v), 4) for k, v in fn(task, datamodule=dm, verbose=False)[0].items()}
+    out = {"checkpoint": str(checkpoint), "model": hp["model_name"], "split": part, "size": len(dm.splits[part]),
+           "metrics": res, "data": dict(dm.settings)}
+    if forecasting:
+        out["per_lead_time"] = task.last_eval[part]
+    else:
+        out["skipped_videos"] = sorted(task.skipped_videos)
+    return out

@@ -1,0 +1,52 @@
+"""Building a task's model from its registry name and arguments, the same way for training
+(the Lightning tasks) and for inference (:func:`vidrnn.inference.checkpoint.load_model`, which
+needs no Lightning).
+
+The task sets the arguments that come from the data: a classifier's ``num_classes`` (and
+``multilabel`` for multi-hot labels), a forecaster's ``num_output``.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+import torch.nn as nn
+
+from vidrnn.registry import create_model, get_model_builder
+
+__all__ = ["build_classifier", "build_forecaster", "accepts"]
+
+
+def accepts(model_name: str, argument: str) -> bool:
+    """Whether the builder ``model_name`` has the keyword argument ``argument``.
+
+    Raises:
+        ValueError: unknown model (close names suggested).
+    """
+    return argument in inspect.signature(get_model_builder(model_name)).parameters
+
+
+def build_classifier(model_name: str, model_kwargs: dict | None, num_classes: int, *,
+                     multilabel: bool = False) -> nn.Module:
+    """The classifier ``model_name`` for ``num_classes`` classes (independent sigmoid outputs
+    when ``multilabel``).
+
+    Raises:
+        ValueError: unknown model, or ``multilabel`` with a model that has no multi-label outputs.
+    """
+    kwargs = dict(model_kwargs or {})
+    if multilabel:
+        if not accepts(model_name, "multilabel"):
+            raise ValueError(f"model {model_name!r} has no multi-label outputs; the data is multi-label "
+                             "(use temporal_attention_lstm or temporal_attention_lstm_tiny)")
+        kwargs["multilabel"] = True
+    return create_model(model_name, num_classes=num_classes, **kwargs)
+
+
+def build_forecaster(model_name: str, model_kwargs: dict | None, num_output: int) -> nn.Module:
+    """The forecaster ``model_name`` forecasting ``num_output`` frames by default.
+
+    Raises:
+        ValueError: unknown model.
+    """
+    return create_model(model_name, num_output=num_output, **(model_kwargs or {}))
