@@ -25,7 +25,15 @@ def test_fit_writes_run_directory(digits_run, capsys):
         assert (digits_run / f).is_file(), f
     summary = json.loads((digits_run / "summary.json").read_text())
     assert summary["model"] == "lrcn_tiny" and summary["videos"] == {"train": 48, "val": 16, "test": 16}
-    assert 0.0 <= summary["metrics"]["test/top1"] <= 1.0
+    # the summary's test accuracy is that of the best checkpoint on the 16 test clips
+    from vidrnn.data.clip_dataset import collate_clips
+    from vidrnn.data.digits import MovingDigits
+
+    model = load_model(digits_run / "checkpoints" / "best.ckpt")
+    test = collate_clips([MovingDigits("test", 16)[i] for i in range(16)])
+    with torch.no_grad():
+        top1 = (model(test["video"]).logits.argmax(-1) == test["label"]).float().mean().item()
+    assert summary["metrics"]["test/top1"] == pytest.approx(top1, abs=1e-4)
     assert json.loads((digits_run / "classes.json").read_text()) == {"0": "right", "1": "left", "2": "down", "3": "up"}
     assert not list(digits_run.rglob("*.tmp"))
 
@@ -87,6 +95,24 @@ def test_checkpoint_errors(digits_run, tmp_path, capsys):
     # fine-tuning from a checkpoint of another model is refused with both names
     rc = main(["fit", "--run-dir", str(tmp_path / "r"), "--init-from", str(ckpt), "model.name=deep_lstm_tiny", *DIGITS])
     assert rc == 2 and "deep_lstm_tiny" in capsys.readouterr().err
+
+
+def test_validate_and_init_from_reproduce_the_checkpoint(digits_run, tmp_path, capsys):
+    summary = json.loads((digits_run / "summary.json").read_text())
+    ckpt = digits_run / "checkpoints" / "best.ckpt"
+    assert main(["validate", str(ckpt), "data.num_workers=0", "--output", str(tmp_path / "v.json")]) == 0
+    val = json.loads((tmp_path / "v.json").read_text())["metrics"]
+    assert val["val/top1"] == summary["metrics"]["val/top1"] and val["val/loss"] == summary["metrics"]["val/loss"]
+    # --init-from with a learning rate of 0: the new run starts from (and keeps) the checkpoint's weights;
+    # BatchNorm statistics are frozen by evaluating with trainer.limit_train_batches=0
+    run = tmp_path / "init"
+    assert main(["fit", "--run-dir", str(run), "--init-from", str(ckpt), "--no-test", "trainer.limit_train_batches=0",
+                 *DIGITS]) == 0
+    again = json.loads((run / "summary.json").read_text())["metrics"]
+    assert again["val/top1"] == summary["metrics"]["val/top1"] and again["val/loss"] == summary["metrics"]["val/loss"]
+    fresh = tmp_path / "fresh"
+    assert main(["fit", "--run-dir", str(fresh), "--no-test", "trainer.limit_train_batches=0", "seed=1", *DIGITS]) == 0
+    assert json.loads((fresh / "summary.json").read_text())["metrics"]["val/loss"] != summary["metrics"]["val/loss"]
 
 
 def test_bad_config_values_name_the_key(tmp_path, capsys):

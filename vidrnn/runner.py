@@ -238,30 +238,34 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
     if last is not None:
         check_compatible(read_checkpoint(last), last, model_name=cfg["model"]["name"], class_names=classes)
     made_here = not resume and not (run_dir and Path(run_dir).is_dir())
+    root_existed = Path(cfg["run"]["root"]).exists()
     run = Path(run_dir) if resume else new_run_dir(cfg, run_dir)
     started = None
     try:
-        dump_config(cfg, run / "config.yaml")
         n_all, n_train = _num_params(task.model)
         sizes = {k: len(v) for k, v in dm.splits.items()}
         if forecasting:
+            monitor = "val/mse" if "val" in dm.splits else "train/loss"
+        else:
+            monitor = ("val/mAP" if dm.multilabel else "val/top1") if "val" in dm.splits else "train/loss"
+        trainer = _trainer(cfg, run, monitor=monitor)
+        started = next(c for c in trainer.callbacks if isinstance(c, _Started))
+        dump_config(cfg, run / "config.yaml")
+        if forecasting:
             report(f"vidrnn fit: {cfg['model']['name']} ({n_all:,} parameters) forecasting {cfg['data']['num_output']} "
                    f"frames from {cfg['data']['num_input']} on {dm.describe()}")
-            monitor = "val/mse" if "val" in dm.splits else "train/loss"
         else:
             write_json(run / "classes.json", {str(i): c for i, c in enumerate(dm.classes)})
             report(f"vidrnn fit: {cfg['model']['name']} ({n_all:,} parameters, {n_train:,} trainable) on "
                    f"{cfg['data']['source']} data, {len(dm.classes)} classes, "
                    + ", ".join(f"{k} {v} videos" for k, v in sizes.items()))
-            monitor = ("val/mAP" if dm.multilabel else "val/top1") if "val" in dm.splits else "train/loss"
         report(f"run directory: {run}")
-        trainer = _trainer(cfg, run, monitor=monitor)
-        started = next(c for c in trainer.callbacks if isinstance(c, _Started))
         t0 = time.time()
         trainer.fit(task, datamodule=dm, ckpt_path=str(last) if last else None)
     except BaseException:
         if started is None or not started.started:  # nothing trained: leave nothing behind
-            _remove_run_dir(run, made_here, resume)
+            auto = [] if run_dir else [run.parent] + ([] if root_existed else [Path(cfg["run"]["root"])])
+            _remove_run_dir(run, made_here, resume, auto)
         raise
     fit_s = time.time() - t0
     summary = {"model": cfg["model"]["name"], "parameters": n_all, "trainable_parameters": n_train,
@@ -285,15 +289,18 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
     return summary
 
 
-def _remove_run_dir(run: Path, made_here: bool, resume: bool) -> None:
+def _remove_run_dir(run: Path, made_here: bool, resume: bool, parents: list[Path]) -> None:
+    """Remove what a failed run made: its directory (or the contents of the user's empty
+    ``--run-dir``), then ``parents`` (``runs/<name>/``, and ``runs/`` if this run made it) when empty."""
     if resume:
         return
     if made_here:
         shutil.rmtree(run, ignore_errors=True)
-        try:
-            run.parent.rmdir()  # runs/<name>/ when this run was its only one
-        except OSError:
-            pass
+        for parent in parents:
+            try:
+                parent.rmdir()  # only when empty
+            except OSError:
+                pass
     else:  # the user's own empty --run-dir: empty it again
         for child in run.iterdir():
             shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)

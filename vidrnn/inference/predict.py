@@ -20,7 +20,7 @@ from vidrnn.errors import VidrnnError
 from vidrnn.inference.checkpoint import load_model
 from vidrnn.io.decode import VideoReader
 from vidrnn.io.sampling import FixedRateSampler, build_sampler
-from vidrnn.tasks.classification import average_views
+from vidrnn.models.base import average_views
 
 __all__ = ["Predictor", "label_videos", "merge_timeline"]
 

@@ -100,6 +100,23 @@ class ClassifierOutput:
     policy: PolicyTerms | None = None
 
 
+def average_views(logits: torch.Tensor, views: torch.Tensor, multilabel: bool = False) -> torch.Tensor:
+    """Video-level log-probabilities from per-view logits.
+
+    Args:
+        logits: ``(V_total, K)`` logits of every view, videos one after another.
+        views: ``(B,)`` number of views of each video.
+        multilabel: independent sigmoid probabilities instead of a softmax over classes.
+
+    Returns:
+        ``(B, K)``: log of the mean of the views' softmax (or sigmoid) probabilities.
+    """
+    probs = logits.float().sigmoid() if multilabel else logits.float().softmax(-1)
+    sums = torch.zeros(len(views), logits.shape[-1], device=logits.device).index_add_(
+        0, torch.repeat_interleave(torch.arange(len(views), device=logits.device), views.to(logits.device)), probs)
+    return (sums / views.to(logits.device)[:, None]).clamp_min(1e-12).log()
+
+
 class VideoClassifier(nn.Module):
     """Base class: a frame encoder in front of a temporal model.
 

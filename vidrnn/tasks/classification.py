@@ -42,11 +42,11 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from vidrnn.metrics.attention import attention_mass_ratio
 from vidrnn.metrics.multilabel import MeanAveragePrecision
-from vidrnn.models.base import ClassifierOutput
+from vidrnn.models.base import ClassifierOutput, average_views
 from vidrnn.tasks.build import build_classifier
 from vidrnn.tasks.optim import configure_optimizer
 
-__all__ = ["ClassificationTask", "ClassificationSettings", "average_views"]
+__all__ = ["ClassificationTask", "ClassificationSettings", "average_views"]  # average_views: from models.base
 
 
 @dataclass
@@ -58,23 +58,6 @@ class ClassificationSettings:
     """
 
     label_smoothing: float = 0.0
-
-
-def average_views(logits: torch.Tensor, views: torch.Tensor, multilabel: bool = False) -> torch.Tensor:
-    """Video-level log-probabilities from per-view logits.
-
-    Args:
-        logits: ``(V_total, K)`` logits of every view, videos one after another.
-        views: ``(B,)`` number of views of each video.
-        multilabel: independent sigmoid probabilities instead of a softmax over classes.
-
-    Returns:
-        ``(B, K)``: log of the mean of the views' softmax (or sigmoid) probabilities.
-    """
-    probs = logits.float().sigmoid() if multilabel else logits.float().softmax(-1)
-    sums = torch.zeros(len(views), logits.shape[-1], device=logits.device).index_add_(
-        0, torch.repeat_interleave(torch.arange(len(views), device=logits.device), views.to(logits.device)), probs)
-    return (sums / views.to(logits.device)[:, None]).clamp_min(1e-12).log()
 
 
 def _metrics(num_classes: int, prefix: str, multilabel: bool = False) -> MetricCollection:
