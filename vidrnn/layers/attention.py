@@ -117,7 +117,11 @@ class GeneralAttention(nn.Module):
 
 
 class AdditiveAttention(nn.Module):
-    """``score(q, k) = v^T tanh(W q + U k)`` (Bahdanau et al.; Xu et al.'s ``f_att``).
+    """``score(q, k) = v^T tanh(W q + U k + b)`` (Bahdanau et al.; Xu et al.'s ``f_att``).
+
+    Deviation: ``U`` has a bias ``b`` (the papers' equations have none; it shifts every key's
+    score inside the tanh, which the paper's formulas can express only through ``W q``).
+    ``W`` and ``v`` have no bias (a bias on ``v`` cancels in the softmax).
 
     Args:
         query_dim: D_q. key_dim: D_k. hidden_dim: size of the tanh layer.
