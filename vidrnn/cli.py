@@ -158,7 +158,7 @@ def cmd_configs(args) -> int:
     w = max(len(n) for n in configs)
     for name, f in configs.items():
         print(f"{name:<{w}}  {config_summary(f)}")
-    print(f"\nrun one with `vidrnn fit -c NAME` (settings can be overridden: key=value)")
+    print("\nrun one with `vidrnn fit -c NAME` (settings can be overridden: key=value)")
     return 0
 
 

@@ -47,8 +47,8 @@ from vidrnn.schema import merge, unknown_key, validate_call, validate_section, v
 if TYPE_CHECKING:
     from importlib.resources.abc import Traversable
 
-__all__ = ["load_config", "resolve_config", "apply_overrides", "find_config", "shipped_configs", "config_summary",
-           "dump_config", "merge", "RunSettings", "TRAINER_DEFAULTS", "SECTIONS"]
+__all__ = ["load_config", "resolve_config", "apply_overrides", "find_config", "read_config_file", "shipped_configs",
+           "config_summary", "dump_config", "merge", "RunSettings", "TRAINER_DEFAULTS", "SECTIONS"]
 
 SECTIONS = ("seed", "model", "data", "optimizer", "trainer", "run", "classification", "forecasting")
 DEFAULT_MODEL = "lrcn_tiny"

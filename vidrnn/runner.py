@@ -25,7 +25,7 @@ import lightning as L
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from vidrnn.config import dump_config, load_config
+from vidrnn.config import dump_config, load_config, read_config_file
 from vidrnn.errors import CheckpointError, ConfigError
 from vidrnn.inference.checkpoint import check_compatible, checkpoint_task, load_task, read_checkpoint
 from vidrnn.io.files import atomic_write, write_json
@@ -226,7 +226,7 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
         last = Path(run_dir) / "checkpoints" / "last.ckpt"
         if not last.is_file():
             raise FileNotFoundError(f"--resume: no {last} to continue from")
-        cfg = load_config(Path(run_dir) / "config.yaml", overrides)
+        cfg = load_config(None, overrides, base=read_config_file(Path(run_dir) / "config.yaml")[0])
     else:
         last = None
         cfg = load_config(None, overrides, base=config) if isinstance(config, dict) else load_config(config, overrides)
