@@ -38,6 +38,7 @@ TYPOS = [
     (["model.num_classes=3"], "model.num_classes: set from the data's classes"),
     (["forecasting.loss=mse"], "forecasting: settings for forecasting models, but 'lrcn_tiny' is a classification"),
     (["seeed=1"], "seeed: unknown key; did you mean seed?"),
+    (["label_smoothing=0.1"], "label_smoothing: moved to classification.label_smoothing"),
     (["data.distractors.size=3"], "data.distractors: settings of data.source=distractors, but data.source is 'digits'"),
     (["-c", "convlstm_movingmnist", "data.source=digits"], "data.source: expected one of 'moving_mnist', 'radar'"),
     (["-c", "convlstm_movingmnist", "model.num_output=3"], "model.num_output: set data.num_output instead"),
@@ -104,3 +105,46 @@ def test_shipped_config_by_name_and_the_configs_command(capsys):
     listed = {line.split()[0] for line in out if line and not line.startswith("run one")}
     assert listed == set(CONFIGS)
     assert all(len(line.split(None, 1)) == 2 for line in out[:len(CONFIGS)])  # name and a one-line summary
+
+
+def test_nested_run_dir_is_removed_whole_when_the_run_fails_before_training(tmp_path, capsys):
+    from vidrnn.cli import main
+
+    assert main(["fit", "--run-dir", str(tmp_path / "a" / "b" / "run"), "trainer.accelerator=cpu",
+                 "trainer.devices=0"]) == 2
+    assert list(tmp_path.iterdir()) == []
+    empty = tmp_path / "mine"
+    empty.mkdir()  # the user's own empty directory is kept (and left empty)
+    assert main(["fit", "--run-dir", str(empty), "trainer.accelerator=cpu", "trainer.devices=0"]) == 2
+    assert empty.is_dir() and list(empty.iterdir()) == []
+
+
+def test_exponent_floats_are_numbers_in_files_and_overrides(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("optimizer: {lr: 1e-3, weight_decay: 5E-5}\n")
+    cfg = load_config(f, ["data.crop_fraction=8e-1"])
+    assert cfg["optimizer"]["lr"] == 0.001 and cfg["optimizer"]["weight_decay"] == 5e-5
+    assert cfg["data"]["crop_fraction"] == 0.8
+    assert load_config(None, ["run.name=1e3x"])["run"]["name"] == "1e3x"  # not every string with an e
+
+
+def test_configs_saved_by_earlier_versions_and_other_sources_still_load():
+    from vidrnn.config import upgrade_saved_config
+
+    # what vidrnn 0.1 saved for a classifier: every task's section, top-level label_smoothing, the
+    # settings of every embedded source
+    old = {"seed": 0, "model": {"name": "lrcn_tiny"}, "label_smoothing": 0.1,
+           "forecasting": {"loss": "bce", "scheduled_sampling": None, "ssim": True},
+           "data": {"source": "digits", "digits": {"num_train": 48}, "distractors": {"num_train": 4000},
+                    "multilabel_digits": {"num_train": 4000}, "batch_size": 8},
+           "optimizer": {"name": "adamw"}, "trainer": {"max_epochs": 1}, "run": {"root": "runs", "name": None}}
+    cfg = load_config(None, [], saved=old)
+    assert cfg["classification"]["label_smoothing"] == 0.1 and "forecasting" not in cfg
+    assert cfg["data"]["digits"]["num_train"] == 48 and "distractors" not in cfg["data"]
+    # evaluating a digits checkpoint on real videos: the saved digits section gives way
+    moved = load_config(None, ["data.source=folder", "data.root=/videos"], saved=cfg)
+    assert moved["data"]["source"] == "folder" and "digits" not in moved["data"]
+    # ...but a user's own setting for another source is still an error
+    with pytest.raises(ValueError, match="data.digits: settings of data.source=digits"):
+        load_config(None, ["data.source=folder", "data.digits.num_train=3"], saved=cfg)
+    assert upgrade_saved_config(cfg) == cfg  # a current config is left as it is

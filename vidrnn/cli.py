@@ -88,8 +88,11 @@ def cmd_evaluate(args) -> int:
 def cmd_predict(args) -> int:
     from vidrnn.inference.checkpoint import checkpoint_task, read_checkpoint
 
-    if checkpoint_task(read_checkpoint(args.checkpoint)) == "forecasting":
+    ckpt = read_checkpoint(args.checkpoint)
+    if checkpoint_task(ckpt) == "forecasting":
         return cmd_predict_forecast(args)
+    model_name = ckpt["hyper_parameters"]["model_name"]
+    del ckpt
     from vidrnn.inference.predict import label_videos, merge_timeline
 
     results, failed = [], 0
@@ -113,7 +116,8 @@ def cmd_predict(args) -> int:
             for seg in merge_timeline(r["timeline"]):
                 print(f"    {seg['start']:7.1f}-{seg['end']:7.1f} s  {seg['label']}  (mean p {seg['prob']:.2f})")
     if args.output:
-        _write_json(args.output, {"checkpoint": str(args.checkpoint), "results": results})
+        _write_json(args.output, {"checkpoint": str(args.checkpoint), "model": model_name,
+                                  "results": results})
         print(f"\nwrote {args.output}")
     return 1 if failed else 0
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 import difflib
 import os
+import re
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -66,6 +67,8 @@ TRAINER_RESERVED = {
     "enable_model_summary": "set by vidrnn",
     "model_registry": "not used by vidrnn",
 }
+#: settings that moved, with their new place (old run directories and checkpoints are read with them moved)
+MOVED = {"label_smoothing": "classification.label_smoothing"}
 #: model arguments that come from the data, by task
 MODEL_RESERVED = {
     "classification": {"num_classes": "set from the data's classes",
@@ -81,6 +84,23 @@ class RunSettings:
 
     root: str = "runs"
     name: str | None = None
+
+
+class _YAMLLoader(yaml.SafeLoader):
+    """YAML 1.1 as PyYAML reads it, except that ``1e-3`` is a float (YAML 1.2, and what
+    everyone writes for a learning rate; PyYAML reads it as a string)."""
+
+
+_YAMLLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+
+                |[-+]?\.[0-9_]+[eE][-+]?[0-9]+)$""", re.X),
+    list("-+0123456789."))
+
+
+def load_yaml(text: str):
+    """Parse YAML text (as :class:`yaml.SafeLoader`, with ``1e-3`` read as a float)."""
+    return yaml.load(text, Loader=_YAMLLoader)  # noqa: S506 (a SafeLoader)
 
 
 def _task_sections() -> dict[str, tuple]:
@@ -116,6 +136,8 @@ def resolve_config(raw: dict | None, *, where: str = "") -> dict:
     """
     raw = dict(raw or {})
     for key in raw:
+        if key in MOVED:
+            raise ConfigError(f"{key}: moved to {MOVED[key]}")
         if key not in SECTIONS:
             raise unknown_key(str(key), SECTIONS, "")
     out: dict[str, Any] = {"seed": validate_value(raw.get("seed", 0), int, "seed")}
@@ -194,7 +216,7 @@ def read_config_file(path: str | os.PathLike) -> tuple[dict, str]:
     """
     p = find_config(path)
     try:
-        loaded = yaml.safe_load(p.read_text()) or {}
+        loaded = load_yaml(p.read_text()) or {}
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(loaded, dict):
@@ -214,7 +236,7 @@ def apply_overrides(cfg: dict, overrides: Sequence[str]) -> dict:
             raise ConfigError(f"override {ov!r}: expected key.path=value")
         key, raw = ov.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw != "" else None
+            value = load_yaml(raw) if raw != "" else None
         except yaml.YAMLError as e:
             raise ConfigError(f"override {ov!r}: value is not valid YAML ({str(e).splitlines()[0]})") from None
         node = cfg
@@ -231,10 +253,48 @@ def apply_overrides(cfg: dict, overrides: Sequence[str]) -> dict:
     return cfg
 
 
+def _source_sections() -> tuple[str, ...]:
+    from vidrnn.data.datamodule import SOURCE_SECTIONS as video
+    from vidrnn.data.forecast_datamodule import SOURCE_SECTIONS as forecast
+
+    return video + forecast
+
+
+def upgrade_saved_config(saved: dict, overrides: Sequence[str] = ()) -> dict:
+    """A config saved by an earlier run or checkpoint, fitted to this version's schema and to the
+    ``overrides`` about to be applied to it: moved keys go to their new place (:data:`MOVED`),
+    the section of the other task is dropped (vidrnn before 0.2 saved both), and so are the
+    data sub-sections of sources other than the one in use (so that ``vidrnn test CKPT
+    data.source=folder data.root=...`` evaluates a model trained on the embedded digits on
+    real videos). Only what was saved is dropped, never what the overrides give.
+    """
+    base = copy.deepcopy(dict(saved or {}))
+    for old, new in MOVED.items():
+        if old in base:
+            section, key = new.split(".")
+            value = base.pop(old)
+            if isinstance(base.setdefault(section, {}), dict):
+                base[section].setdefault(key, value)
+    final = apply_overrides(base, overrides)
+    name = (final.get("model") or {}).get("name") or DEFAULT_MODEL
+    try:
+        task = model_task(name)
+    except ValueError:
+        return base  # resolve_config names the unknown model
+    base.pop("forecasting" if task == "classification" else "classification", None)
+    data, final_data = base.get("data"), final.get("data")
+    if isinstance(data, dict) and isinstance(final_data, dict):
+        for key in _source_sections():
+            if key != final_data.get("source"):
+                data.pop(key, None)
+    return base
+
+
 def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] = (), *,
-                base: dict | None = None) -> dict:
-    """The resolved config: ``base`` (e.g. a checkpoint's config), then the YAML file (if any),
-    then the overrides, all checked (:func:`resolve_config`).
+                saved: dict | None = None) -> dict:
+    """The resolved config: ``saved`` (the config of an earlier run or of a checkpoint, see
+    :func:`upgrade_saved_config`), then the YAML file (if any), then the overrides, all checked
+    (:func:`resolve_config`).
 
     ``run.name`` defaults to the config file's name.
 
@@ -242,7 +302,7 @@ def load_config(path: str | os.PathLike | None = None, overrides: Sequence[str] 
         FileNotFoundError: the config does not exist.
         ConfigError: the file is not a YAML mapping, a bad override, or a bad setting.
     """
-    raw = copy.deepcopy(base or {})
+    raw = upgrade_saved_config(saved, overrides) if saved is not None else {}
     if path is not None:
         loaded, name = read_config_file(path)
         raw = merge(raw, loaded)

@@ -25,7 +25,7 @@ import lightning as L
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from vidrnn.config import dump_config, load_config, read_config_file
+from vidrnn.config import apply_overrides, dump_config, load_config, read_config_file, resolve_config
 from vidrnn.errors import CheckpointError, ConfigError
 from vidrnn.inference.checkpoint import check_compatible, checkpoint_task, load_task, read_checkpoint
 from vidrnn.io.files import atomic_write, write_json
@@ -69,24 +69,51 @@ def new_run_dir(cfg: dict, run_dir: str | os.PathLike | None) -> Path:
     Raises:
         FileExistsError: ``run_dir`` exists and is not empty.
     """
+    return _make_run_dir(cfg, run_dir)[0]
+
+
+def _mkdirs(path: Path) -> list[Path]:
+    """``path.mkdir(parents=True, exist_ok=True)``, returning the directories it created (deepest first)."""
+    missing = [d for d in (path, *path.parents) if not d.exists()]
+    path.mkdir(parents=True, exist_ok=True)
+    return missing
+
+
+def _make_run_dir(cfg: dict, run_dir: str | os.PathLike | None) -> tuple[Path, list[Path]]:
+    """The new run directory and every directory made for it (deepest first; the run directory
+    itself is in the list unless it was the user's existing empty ``run_dir``)."""
     if run_dir:
         p = Path(run_dir)
         if p.exists() and (not p.is_dir() or any(p.iterdir())):
             raise FileExistsError(f"run directory {p} already exists and is not empty; "
                                   "pass --resume to continue it, or choose another --run-dir")
-        p.mkdir(parents=True, exist_ok=True)
-        return p
+        return p, _mkdirs(p)
     base = Path(cfg["run"]["root"]) / (cfg["run"]["name"] or cfg["model"]["name"])
-    base.mkdir(parents=True, exist_ok=True)
+    made = _mkdirs(base)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     for i in range(1000):
         p = base / (stamp if i == 0 else f"{stamp}-{i}")
         try:
             p.mkdir()
-            return p
+            return p, [p, *made]
         except FileExistsError:
             continue
     raise FileExistsError(f"could not create a new run directory under {base}")
+
+
+def _undo_run_dir(run: Path, made: list[Path]) -> None:
+    """Remove what a run that failed before training left: the run directory if it made it (else
+    the contents of the user's empty ``--run-dir``), then the parents it made, when empty."""
+    if run in made:
+        shutil.rmtree(run, ignore_errors=True)
+    else:
+        for child in run.iterdir():
+            shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
+    for d in made:
+        try:
+            d.rmdir()  # only when empty
+        except OSError:
+            pass
 
 
 def build_datamodule(cfg: dict):
@@ -226,10 +253,11 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
         last = Path(run_dir) / "checkpoints" / "last.ckpt"
         if not last.is_file():
             raise FileNotFoundError(f"--resume: no {last} to continue from")
-        cfg = load_config(None, overrides, base=read_config_file(Path(run_dir) / "config.yaml")[0])
+        cfg = load_config(None, overrides, saved=read_config_file(Path(run_dir) / "config.yaml")[0])
     else:
         last = None
-        cfg = load_config(None, overrides, base=config) if isinstance(config, dict) else load_config(config, overrides)
+        cfg = resolve_config(apply_overrides(config, overrides)) if isinstance(config, dict) else \
+            load_config(config, overrides)
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     forecasting = model_task(cfg["model"]["name"]) == "forecasting"
     dm = build_datamodule(cfg)
@@ -237,9 +265,7 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
     classes = None if forecasting else dm.classes
     if last is not None:
         check_compatible(read_checkpoint(last), last, model_name=cfg["model"]["name"], class_names=classes)
-    made_here = not resume and not (run_dir and Path(run_dir).is_dir())
-    root_existed = Path(cfg["run"]["root"]).exists()
-    run = Path(run_dir) if resume else new_run_dir(cfg, run_dir)
+    run, made = (Path(run_dir), []) if resume else _make_run_dir(cfg, run_dir)
     started = None
     try:
         n_all, n_train = _num_params(task.model)
@@ -263,9 +289,8 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
         t0 = time.time()
         trainer.fit(task, datamodule=dm, ckpt_path=str(last) if last else None)
     except BaseException:
-        if started is None or not started.started:  # nothing trained: leave nothing behind
-            auto = [] if run_dir else [run.parent] + ([] if root_existed else [Path(cfg["run"]["root"])])
-            _remove_run_dir(run, made_here, resume, auto)
+        if not resume and (started is None or not started.started):  # nothing trained: leave nothing behind
+            _undo_run_dir(run, made)
         raise
     fit_s = time.time() - t0
     summary = {"model": cfg["model"]["name"], "parameters": n_all, "trainable_parameters": n_train,
@@ -287,23 +312,6 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
         summary["skipped_videos"] = sorted(task.skipped_videos)
     write_json(run / "summary.json", summary)
     return summary
-
-
-def _remove_run_dir(run: Path, made_here: bool, resume: bool, parents: list[Path]) -> None:
-    """Remove what a failed run made: its directory (or the contents of the user's empty
-    ``--run-dir``), then ``parents`` (``runs/<name>/``, and ``runs/`` if this run made it) when empty."""
-    if resume:
-        return
-    if made_here:
-        shutil.rmtree(run, ignore_errors=True)
-        for parent in parents:
-            try:
-                parent.rmdir()  # only when empty
-            except OSError:
-                pass
-    else:  # the user's own empty --run-dir: empty it again
-        for child in run.iterdir():
-            shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink(missing_ok=True)
 
 
 def evaluate(checkpoint: str | os.PathLike, stage: str = "test", *, config: str | os.PathLike | None = None,
@@ -329,9 +337,10 @@ def evaluate(checkpoint: str | os.PathLike, stage: str = "test", *, config: str 
         raise ValueError(f"stage={stage!r}: expected 'validate' or 'test'")
     ck = read_checkpoint(checkpoint)
     hp = ck["hyper_parameters"]
-    base = dict(hp.get("config") or {})
+    # the run's config; a checkpoint made from Python without one: its data settings
+    base = dict(hp.get("config") or {"data": dict(hp.get("data") or {})})
     base["model"] = {**(base.get("model") or {}), "name": hp["model_name"]}
-    cfg = load_config(config, overrides, base=base)
+    cfg = load_config(config, overrides, saved=base)
     if cfg["model"]["name"] != hp["model_name"]:
         raise ConfigError(f"model.name: the checkpoint holds {hp['model_name']!r}, not {cfg['model']['name']!r}")
     forecasting = checkpoint_task(ck) == "forecasting"

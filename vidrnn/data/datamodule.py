@@ -38,13 +38,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from vidrnn.data.digits import DistractorDigits, MovingDigits, MultiLabelDigits
-from vidrnn.data.transforms import ClipTransformConfig, build_clip_transform
 from vidrnn.data.annotations import (VideoSample, read_annotation_list, read_charades_csv, read_hmdb51_split,
                                      read_kinetics_csv, read_ucf101_split, scan_video_folder)
 from vidrnn.data.clip_dataset import VideoClipDataset, collate_clips
+from vidrnn.data.digits import DistractorDigits, MovingDigits, MultiLabelDigits
+from vidrnn.data.transforms import ClipTransformConfig, build_clip_transform
 from vidrnn.errors import ConfigError
-from vidrnn.io.sampling import SamplerSettings, build_sampler
+from vidrnn.io.sampling import DEFAULT_SAMPLER, SamplerSettings, build_sampler
 from vidrnn.schema import validate_section
 
 log = logging.getLogger(__name__)
@@ -166,7 +166,7 @@ class VideoDataSettings:
     classes: list[str] | None = None
     cache: str | None = None
     num_frames: int | None = None
-    sampler: SamplerSettings = field(default_factory=lambda: {"name": "uniform", "num_frames": 8})
+    sampler: SamplerSettings = field(default_factory=lambda: dict(DEFAULT_SAMPLER))
     test_sampler: SamplerSettings | None = None
     transform: ClipTransformConfig = field(default_factory=ClipTransformConfig)
     decode_size: int | None = 128
@@ -179,6 +179,8 @@ class VideoDataSettings:
 
 _EMBEDDED_SETTINGS = {"digits": DigitsSettings, "distractors": DistractorSettings,
                       "multilabel_digits": MultiLabelDigitsSettings}
+#: sub-sections that belong to one source (``data.digits`` for ``source: digits``)
+SOURCE_SECTIONS = tuple(_EMBEDDED_SETTINGS)
 #: keys a data module adds to its resolved settings (not settings a user gives)
 DERIVED_KEYS = ("feature_kind",)
 
@@ -196,7 +198,7 @@ def validate_data_settings(given: dict | None, where: str = "data") -> dict:
     given = {k: v for k, v in dict(given or {}).items() if k not in DERIVED_KEYS}
     sampler = given.get("sampler")
     if isinstance(sampler, dict) and "name" not in sampler:
-        given["sampler"] = {"name": "uniform", "num_frames": 8, **sampler}
+        given["sampler"] = {**DEFAULT_SAMPLER, **sampler}
     d = validate_section(VideoDataSettings, given, where)
     src = d["source"]
     for key, cls in _EMBEDDED_SETTINGS.items():

@@ -34,6 +34,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from vidrnn.errors import ConfigError
+from vidrnn.metrics.nowcasting import DEFAULT_THRESHOLDS
 from vidrnn.schema import validate_section
 
 __all__ = ["ForecastDataModule", "ForecastDataSettings", "validate_forecast_data_settings"]
@@ -107,6 +108,8 @@ class ForecastDataSettings:
 
 #: keys the data module adds to its resolved settings (not settings a user gives)
 DERIVED_KEYS = ("kind", "thresholds", "timestep_minutes", "zr_a", "zr_b")
+#: sub-sections that belong to one source
+SOURCE_SECTIONS = ("moving_mnist", "radar")
 
 
 def validate_forecast_data_settings(given: dict | None, where: str = "data") -> dict:
@@ -117,7 +120,7 @@ def validate_forecast_data_settings(given: dict | None, where: str = "data") -> 
     """
     given = {k: v for k, v in dict(given or {}).items() if k not in DERIVED_KEYS}
     d = validate_section(ForecastDataSettings, given, where)
-    for key, cls in (("moving_mnist", MovingMNISTSettings), ("radar", RadarSettings)):
+    for key, cls in zip(SOURCE_SECTIONS, (MovingMNISTSettings, RadarSettings)):
         if key == d["source"]:
             d[key] = validate_section(cls, d[key], f"{where}.{key}")
         elif d[key] is not None:
@@ -173,7 +176,7 @@ class ForecastDataModule(L.LightningDataModule):
         s["kind"] = s["source"]
         if s["kind"] == "radar":
             s["zr_a"], s["zr_b"] = float(s["radar"]["zr_a"]), float(s["radar"]["zr_b"])
-            s.setdefault("thresholds", [0.5, 2, 5, 10, 30])
+            s.setdefault("thresholds", list(DEFAULT_THRESHOLDS))
         self.settings = s
         self.splits = self._build_moving_mnist() if s["kind"] == "moving_mnist" else self._build_radar()
 

@@ -90,6 +90,15 @@ class ModelInfo:
     checkpoint: str
 
 
+def _without_pretrained(model_kwargs: dict) -> dict:
+    """A classifier's builder arguments with pretrained-weight loading off (the weights come
+    from the checkpoint): also inside an encoder given as settings."""
+    kwargs = {**model_kwargs, "pretrained": False}
+    if isinstance(kwargs.get("encoder"), dict):
+        kwargs["encoder"] = {**kwargs["encoder"], "pretrained": False}
+    return kwargs
+
+
 def _model_from(ckpt: dict, path) -> tuple[torch.nn.Module, ModelInfo]:
     from vidrnn.tasks.build import build_classifier, build_forecaster
 
@@ -99,11 +108,10 @@ def _model_from(ckpt: dict, path) -> tuple[torch.nn.Module, ModelInfo]:
     data = dict(hp.get("data") or {})
     try:
         if task == "classification":
-            # the weights come from the checkpoint: no pretrained-weight download
-            model = build_classifier(hp["model_name"], {**kwargs, "pretrained": False}, len(hp["class_names"]),
+            model = build_classifier(hp["model_name"], _without_pretrained(kwargs), len(hp["class_names"]),
                                      multilabel=bool(hp.get("multilabel")))
         else:
-            model = build_forecaster(hp["model_name"], kwargs, int(data.get("num_output", 10)))
+            model = build_forecaster(hp["model_name"], kwargs, data.get("num_output"))
         state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
         model.load_state_dict(state)
     except (RuntimeError, TypeError, ValueError) as e:
@@ -160,7 +168,7 @@ def load_task(path: str | os.PathLike, *, map_location: str | torch.device = "cp
     else:
         from vidrnn.tasks.classification import ClassificationTask as Task
 
-        hp["model_kwargs"] = {**(hp.get("model_kwargs") or {}), "pretrained": False}
+        hp["model_kwargs"] = _without_pretrained(hp.get("model_kwargs") or {})
     try:
         task = Task(**hp)
         task.load_state_dict(ckpt["state_dict"])

@@ -26,6 +26,7 @@ from vidrnn.data.forecast_datamodule import ForecastDataModule, trim_frames
 from vidrnn.data.radar import RadarWindows, load_radar_sequence
 from vidrnn.io.files import write_json
 from vidrnn.metrics.forecasting import ForecastMetrics
+from vidrnn.metrics.nowcasting import DEFAULT_THRESHOLDS
 from vidrnn.tasks.forecasting import NowcastEvaluation
 from vidrnn.viz.forecast import forecast_gif, forecast_grid, lead_time_plot
 
@@ -52,7 +53,7 @@ def forecast_inputs(spec: str | None, settings: dict) -> tuple[str, Dataset]:
     Raises:
         FileNotFoundError: missing path. ValueError: an array of the wrong shape or too few frames.
     """
-    T_in, T_out = int(settings.get("num_input", 10)), int(settings.get("num_output", 10))
+    T_in, T_out = int(settings["num_input"]), int(settings["num_output"])
     if spec is None:
         return "test", ForecastDataModule(settings).splits["test"]
     p = Path(spec)
@@ -112,8 +113,9 @@ def predict_forecasts(model, specs: list[str], out_dir: str | os.PathLike, *, nu
     metrics = ForecastMetrics(ssim=True).to(device)
     scores = None
     if radar:
-        scores = NowcastEvaluation(settings.get("thresholds") or (0.5, 2, 5, 10, 30), zr_a=settings.get("zr_a", 200.0),
-                                   zr_b=settings.get("zr_b", 1.6)).to(device)
+        scores = NowcastEvaluation(settings.get("thresholds") or DEFAULT_THRESHOLDS, zr_a=settings.get("zr_a", 200.0),
+                                   zr_b=settings.get("zr_b", 1.6),
+                                   extrapolation=(settings.get("radar") or {}).get("pysteps_baseline", True)).to(device)
     inputs = [forecast_inputs(spec, settings) for spec in (specs or [None])]  # all inputs checked before writing
     out.mkdir(parents=True, exist_ok=True)
     written = []

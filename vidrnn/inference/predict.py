@@ -19,7 +19,7 @@ from vidrnn.data.transforms import build_clip_transform
 from vidrnn.errors import VidrnnError
 from vidrnn.inference.checkpoint import load_model
 from vidrnn.io.decode import VideoReader
-from vidrnn.io.sampling import FixedRateSampler, build_sampler
+from vidrnn.io.sampling import DEFAULT_SAMPLER, FixedRateSampler, build_sampler
 from vidrnn.models.base import average_views
 
 __all__ = ["Predictor", "label_videos", "merge_timeline"]
@@ -46,12 +46,20 @@ class Predictor:
         self.device = torch.device(device)
         self.batch_views = batch_views
         data = self.info.data
-        self.sampler = build_sampler(data.get("test_sampler") or data.get("sampler") or {"name": "uniform", "num_frames": 8})
+        self.sampler = build_sampler(data.get("test_sampler") or data.get("sampler") or DEFAULT_SAMPLER)
         self.transform = build_clip_transform(data.get("transform"), training=False)
         self.decode_size = data.get("decode_size")
         self.stream = data.get("stream")
         self.classes = list(self.info.class_names)
         self.multilabel = self.info.multilabel
+
+    @property
+    def has_attention(self) -> bool:
+        """Whether the model's output carries attention weights (checked on a blank clip)."""
+        size = int((self.info.data.get("transform") or {}).get("size", 112))
+        with torch.no_grad():
+            out = self.model(torch.zeros(1, self.frames_per_clip, 3, size, size, device=self.device))
+        return out.attention is not None
 
     @property
     def frames_per_clip(self) -> int:
@@ -239,12 +247,15 @@ def label_videos(checkpoint: str | Path, videos: Iterable[str | Path], *, topk: 
     if not videos:
         raise ValueError("predict: give one or more video files to label")
     pred = Predictor(load_model(checkpoint), device=device)
+    if attention_dir is not None and not pred.has_attention:
+        raise ValueError(f"model {pred.info.name!r} has no attention to show (--attention is for the attention "
+                         "models, e.g. soft_attention_lstm, hard_attention_lstm, temporal_attention_lstm)")
     for v in videos:
         try:
             r = pred.predict(v, topk=topk, timeline=timeline, window=window)
             if attention_dir is not None:
                 r["attention"] = pred.write_attention(v, attention_dir)
-        except (FileNotFoundError, VidrnnError) as e:
+        except (FileNotFoundError, VidrnnError, ValueError) as e:
             yield {"video": str(v), "error": str(e)}
             continue
         yield r

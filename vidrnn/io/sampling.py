@@ -32,6 +32,7 @@ from vidrnn.errors import ConfigError
 from vidrnn.schema import validate_section
 
 __all__ = [
+    "DEFAULT_SAMPLER",
     "SamplerSettings",
     "check_sampler_settings",
     "FrameSampler",
@@ -257,6 +258,9 @@ def check_sampler_settings(settings: dict, where: str) -> dict:
     rest = validate_section(_SAMPLERS[name], {k: v for k, v in settings.items() if k != "name"}, where)
     return {"name": name, **rest}
 
+
+#: the sampler of a classification run when none is given (a sampler given without a name updates it)
+DEFAULT_SAMPLER = {"name": "uniform", "num_frames": 8}
 
 #: type of a sampler given as settings in a config (checked by :func:`check_sampler_settings`)
 SamplerSettings = Annotated[dict, check_sampler_settings]

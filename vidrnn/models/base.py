@@ -145,7 +145,8 @@ class VideoClassifier(nn.Module):
         raise NotImplementedError
 
     def forward(self, video: torch.Tensor) -> ClassifierOutput:
-        """Logits ``(B, K)`` for ``video (B, T, 3, H, W)`` in [0, 1] (or cached features)."""
+        """:class:`ClassifierOutput` with ``logits (B, K)`` for ``video (B, T, 3, H, W)`` in [0, 1]
+        (or cached features)."""
         return ClassifierOutput(logits=self.forward_head(self.forward_features(self.encode(video))))
 
 

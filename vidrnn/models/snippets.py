@@ -89,7 +89,8 @@ class ConvPooling(_MapClassifier):
         hidden_size, num_fc, dropout: the fully connected layers.
 
     Shape:
-        video ``(B, T, 3, H, W)`` -> ``(B, K)``; cached maps ``(B, T, C, h, w)``.
+        video ``(B, T, 3, H, W)`` (or cached maps ``(B, T, C, h, w)``) ->
+        :class:`~vidrnn.models.base.ClassifierOutput` with ``logits (B, K)``.
     """
 
     def __init__(self, encoder, num_classes, *, input_size: int = 112, map_size: int | None = None,
@@ -212,7 +213,8 @@ class TimeDomainConv(_MapClassifier):
 class AveragePooling(VideoClassifier):
     """Mean over time of the pooled frame vectors, dropout, linear classifier (order-blind baseline).
 
-    Shape: video ``(B, T, 3, H, W)`` -> ``(B, K)``; cached ``(B, T, D)``.
+    Shape: video ``(B, T, 3, H, W)`` (or cached vectors ``(B, T, D)``) -> :class:`~vidrnn.models.base.ClassifierOutput`
+    with ``logits (B, K)``.
     """
 
     def __init__(self, encoder, num_classes, *, dropout: float = 0.5):
@@ -321,7 +323,7 @@ def local_pooling_tiny(num_classes: int = 4, *, encoder: EncoderSpec = None, pre
 def time_domain_conv(num_classes: int = 101, *, encoder: EncoderSpec = "efficientnet_lite0", pretrained: bool = True,
                      trainable: Trainable = "none",
                      input_size: int = 224, map_size: int | None = 2, filters: int = 256,
-                     kernel_size: int = 10, stride: int = 5, hidden_size: int = 512, num_fc: int = 2,
+                     kernel_size: int = 10, stride: int = 5, hidden_size: int = 512, num_fc: int = 1,
                      dropout: float = 0.5) -> TimeDomainConv:
     """Time-Domain Convolution (Ng et al. 2015) on a frozen ImageNet EfficientNet-Lite0 at 224 px, its
     7x7 map average-pooled to 2x2 (our deviation: the paper keeps the whole map)."""
@@ -334,7 +336,7 @@ def time_domain_conv(num_classes: int = 101, *, encoder: EncoderSpec = "efficien
 def time_domain_conv_tiny(num_classes: int = 4, *, encoder: EncoderSpec = None, pretrained: bool = False,
                           trainable: Trainable = "all",
                           input_size: int = 32, map_size: int | None = None, filters: int = 16,
-                          kernel_size: int = 4, stride: int = 2, hidden_size: int = 32, num_fc: int = 2,
+                          kernel_size: int = 4, stride: int = 2, hidden_size: int = 32, num_fc: int = 1,
                           dropout: float = 0.0) -> TimeDomainConv:
     """Time-Domain Convolution (Ng et al. 2015) on the tiny CNN (tests, the embedded dataset)."""
     return TimeDomainConv(build_encoder(encoder, pretrained, trainable, TINY_MAP_ENCODER), num_classes,

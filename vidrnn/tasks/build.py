@@ -43,10 +43,14 @@ def build_classifier(model_name: str, model_kwargs: dict | None, num_classes: in
     return create_model(model_name, num_classes=num_classes, **kwargs)
 
 
-def build_forecaster(model_name: str, model_kwargs: dict | None, num_output: int) -> nn.Module:
-    """The forecaster ``model_name`` forecasting ``num_output`` frames by default.
+def build_forecaster(model_name: str, model_kwargs: dict | None, num_output: int | None) -> nn.Module:
+    """The forecaster ``model_name`` forecasting ``num_output`` frames by default (None: the
+    builder's default).
 
     Raises:
         ValueError: unknown model.
     """
-    return create_model(model_name, num_output=num_output, **(model_kwargs or {}))
+    kwargs = dict(model_kwargs or {})
+    if num_output is not None:
+        kwargs["num_output"] = int(num_output)
+    return create_model(model_name, **kwargs)

@@ -27,7 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from vidrnn.metrics.forecasting import ForecastMetrics
-from vidrnn.metrics.nowcasting import NowcastingScores
+from vidrnn.metrics.nowcasting import DEFAULT_THRESHOLDS, NowcastingScores
 from vidrnn.metrics.rainrate import from_unit
 from vidrnn.models.extrapolation import persistence, pysteps_available, pysteps_extrapolation
 from vidrnn.tasks.build import build_forecaster
@@ -137,14 +137,14 @@ class ForecastingTask(L.LightningModule):
             raise ValueError(f"loss={loss!r}: expected one of {LOSSES}")
         self.save_hyperparameters()
         data = data or {}
-        self.num_output = int(data.get("num_output", 10))
-        self.model = build_forecaster(model_name, model_kwargs, self.num_output)
+        self.model = build_forecaster(model_name, model_kwargs, data.get("num_output"))
+        self.num_output = int(self.model.num_output)
         self.optim_cfg = dict(optimizer or {})
         self.is_radar = data.get("kind") == "radar"
         self.val_metrics = ForecastMetrics(ssim=ssim, num_frames=self.num_output)
         self.test_metrics = ForecastMetrics(ssim=ssim, num_frames=self.num_output)
         if self.is_radar:
-            thr = tuple(data.get("thresholds") or (0.5, 2, 5, 10, 30))
+            thr = tuple(data.get("thresholds") or DEFAULT_THRESHOLDS)
             zr = dict(zr_a=data.get("zr_a", 200.0), zr_b=data.get("zr_b", 1.6))
             want_extrapolation = (data.get("radar") or {}).get("pysteps_baseline", True)
             self.val_scores = NowcastEvaluation(thr, baselines=False, **zr)
