@@ -347,7 +347,7 @@ def evaluate(checkpoint: str | os.PathLike, stage: str = "test", *, config: str 
     dm = build_datamodule(cfg)
     if not forecasting:
         check_compatible(ck, checkpoint, class_names=dm.classes)
-    task = load_task(checkpoint)
+    task = load_task(checkpoint, checkpoint=ck)
     if not forecasting:
         task.use_cached_features(cfg["data"]["source"] == "features")
     part = "val" if stage == "validate" else "test"

@@ -37,7 +37,7 @@ from typing import Any, Callable, Iterable, Mapping
 from vidrnn.errors import ConfigError
 
 __all__ = ["merge", "validate_value", "validate_section", "validate_call", "unknown_key", "describe_type",
-           "section_defaults"]
+           "section_defaults", "keep_source_section"]
 
 
 def merge(base: Mapping, update: Mapping | None) -> dict:
@@ -262,3 +262,27 @@ def validate_call(fn: Callable, given: Mapping | None, where: str, *, reserved: 
             raise unknown_key(str(key), [p for p in params if p not in reserved], where)
         out[key] = validate_value(value, hints.get(key, Any), f"{where}.{key}")
     return out
+
+
+def keep_source_section(settings: dict, sections: Mapping[str, type], where: str) -> dict:
+    """Settings whose sub-sections each belong to one ``source`` (``data.digits`` to
+    ``source: digits``): the chosen source's section is checked and completed with its
+    defaults, the others (None when not given) are dropped.
+
+    Args:
+        settings: a validated section with a ``source`` key and one key per entry of ``sections``.
+        sections: ``{source name: settings dataclass}``.
+        where: the section's name, for messages.
+
+    Raises:
+        ConfigError: settings given for a source other than the chosen one.
+    """
+    src = settings["source"]
+    for key, cls in sections.items():
+        if key == src:
+            settings[key] = validate_section(cls, settings[key], f"{where}.{key}")
+        elif settings[key] is not None:
+            raise ConfigError(f"{where}.{key}: settings of {where}.source={key}, but {where}.source is {src!r}")
+        else:
+            del settings[key]
+    return settings

@@ -45,7 +45,7 @@ from vidrnn.data.digits import DistractorDigits, MovingDigits, MultiLabelDigits
 from vidrnn.data.transforms import ClipTransformConfig, build_clip_transform
 from vidrnn.errors import ConfigError
 from vidrnn.io.sampling import DEFAULT_SAMPLER, SamplerSettings, build_sampler
-from vidrnn.schema import validate_section
+from vidrnn.schema import keep_source_section, validate_section
 
 log = logging.getLogger(__name__)
 
@@ -199,16 +199,7 @@ def validate_data_settings(given: dict | None, where: str = "data") -> dict:
     sampler = given.get("sampler")
     if isinstance(sampler, dict) and "name" not in sampler:
         given["sampler"] = {**DEFAULT_SAMPLER, **sampler}
-    d = validate_section(VideoDataSettings, given, where)
-    src = d["source"]
-    for key, cls in _EMBEDDED_SETTINGS.items():
-        if key == src:
-            d[key] = validate_section(cls, d[key], f"{where}.{key}")
-        elif d[key] is not None:
-            raise ConfigError(f"{where}.{key}: settings of data.source={key}, but data.source is {src!r}")
-        else:
-            del d[key]
-    return d
+    return keep_source_section(validate_section(VideoDataSettings, given, where), _EMBEDDED_SETTINGS, where)
 
 
 Splits = dict[str, list[VideoSample]]

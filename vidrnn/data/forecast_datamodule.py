@@ -35,7 +35,7 @@ from torch.utils.data import DataLoader
 
 from vidrnn.errors import ConfigError
 from vidrnn.metrics.nowcasting import DEFAULT_THRESHOLDS
-from vidrnn.schema import validate_section
+from vidrnn.schema import keep_source_section, validate_section
 
 __all__ = ["ForecastDataModule", "ForecastDataSettings", "validate_forecast_data_settings"]
 
@@ -119,15 +119,8 @@ def validate_forecast_data_settings(given: dict | None, where: str = "data") -> 
         ConfigError: an unknown key (closest named), a wrong type, or the section of the other source.
     """
     given = {k: v for k, v in dict(given or {}).items() if k not in DERIVED_KEYS}
-    d = validate_section(ForecastDataSettings, given, where)
-    for key, cls in zip(SOURCE_SECTIONS, (MovingMNISTSettings, RadarSettings)):
-        if key == d["source"]:
-            d[key] = validate_section(cls, d[key], f"{where}.{key}")
-        elif d[key] is not None:
-            raise ConfigError(f"{where}.{key}: settings of data.source={key}, but data.source is {d['source']!r}")
-        else:
-            del d[key]
-    return d
+    sections = dict(zip(SOURCE_SECTIONS, (MovingMNISTSettings, RadarSettings)))
+    return keep_source_section(validate_section(ForecastDataSettings, given, where), sections, where)
 
 
 class _Resampled(torch.utils.data.Dataset):

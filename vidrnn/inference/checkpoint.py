@@ -152,15 +152,22 @@ def load_model(path: str | os.PathLike, *, map_location: str | torch.device = "c
 
 
 def load_task(path: str | os.PathLike, *, map_location: str | torch.device = "cpu", model_name: str | None = None,
-              class_names: list[str] | None = None):
+              class_names: list[str] | None = None, checkpoint: dict | None = None):
     """The Lightning task of a checkpoint (:class:`~vidrnn.tasks.classification.ClassificationTask`
     or :class:`~vidrnn.tasks.forecasting.ForecastingTask`), in eval mode, for evaluation with a
     ``Trainer`` (``vidrnn test``) or fine-tuning; ``task.model`` is the plain ``nn.Module``.
 
+    Args:
+        path: the ``.ckpt`` file.
+        map_location: device of the returned task.
+        model_name, class_names: if given, the checkpoint must match them.
+        checkpoint: the file's contents when already read (:func:`read_checkpoint`), so it is
+            not loaded twice.
+
     Raises:
         FileNotFoundError, CheckpointError: missing, unreadable, foreign or mismatched checkpoint.
     """
-    ckpt = read_checkpoint(path)
+    ckpt = read_checkpoint(path) if checkpoint is None else checkpoint
     check_compatible(ckpt, path, model_name=model_name, class_names=class_names)
     hp = dict(ckpt["hyper_parameters"])
     if checkpoint_task(ckpt) == "forecasting":
