@@ -15,6 +15,8 @@ def test_config_builds_its_model(path):
     name = kw.pop("name")
     if model_task(name) == "classification":
         kw.update(pretrained=False, num_classes=5)
+    if model_task(name) == "language_modeling":
+        kw.update(vocab_size=65)
     with torch.device("meta"):  # checks every model argument without allocating weights
         create_model(name, **kw)
 
@@ -44,6 +46,13 @@ TYPOS = [
     (["-c", "convlstm_movingmnist", "model.num_output=3"], "model.num_output: set data.num_output instead"),
     (["-c", "lrcn_asl", "data.root=/nonexistent/videos"], "video folder not found: /nonexistent/videos"),
     (["trainer.accelerator=cpu", "trainer.devices=0"], "trainer: `Trainer(devices=0)`"),  # fails after the run dir is made
+    (["-c", "char_lstm_shakespeare", "data.seq_length=50"], "data.seq_length: unknown key; did you mean data.seq_len?"),
+    (["-c", "char_lstm_shakespeare", "model.vocab_size=50"], "model.vocab_size: set from the text's vocabulary"),
+    (["-c", "char_lstm_shakespeare", "language_modeling.clip=l2"],
+     "language_modeling.clip: expected one of 'norm', 'value', 'none', got 'l2'"),
+    (["-c", "char_lstm_shakespeare", "trainer.devices=2"], "trainer.devices: language models train on one device"),
+    (["-c", "char_lstm_shakespeare", "classification.label_smoothing=0.1"],
+     "classification: settings for classification models, but 'char_lstm' is a language_modeling model"),
 ]
 
 

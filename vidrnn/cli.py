@@ -9,6 +9,9 @@ prints the result.
     vidrnn models [PATTERN]                                                               vidrnn.list_models
     vidrnn configs                                                                        vidrnn.config.shipped_configs
     vidrnn extract-features --out DIR [--config C | VIDEO...] [--encoder NAME] [--fps 1]  vidrnn.inference.features
+    vidrnn sample CKPT [--prime P] [--length N] [--temperature T] [--top-k K] [--seed S]  vidrnn.inference.generate
+    vidrnn units CKPT --text FILE --out DIR                                               vidrnn.inference.units
+    vidrnn gradients CKPT|MODEL... [--text FILE] [--scale S...] --out DIR                vidrnn.inference.gradient_flow
 
 ``vidrnn fit`` with no arguments trains LRCN (tiny) on the embedded Moving Digits dataset and
 prints its test accuracy. Bad input (a config typo, a missing file, a wrong value) prints one
@@ -42,6 +45,11 @@ def _write_json(path: str, obj) -> None:
     write_json(Path(path), obj)
 
 
+def _language_line(split: str, m: dict) -> str:
+    return (f"{split}: {m['nats_per_char']:.4f} nats/char = {m['bits_per_char']:.4f} bits/char, "
+            f"perplexity {m['perplexity']:.2f}")
+
+
 # ---------------------------------------------------------------------------- commands
 def cmd_fit(args) -> int:
     from vidrnn.runner import fit
@@ -51,6 +59,13 @@ def cmd_fit(args) -> int:
             test=not args.no_test)
     title = f"{s['model']}: {s['epochs']} epochs in {s['fit_seconds']:.0f} s, best checkpoint"
     print()
+    if "language_model" in s:
+        print(_metrics_table(s["metrics"], title))
+        print(f"\ncheckpoints: {Path(s['run_dir']) / 'checkpoints'}  logs: {Path(s['run_dir']) / 'logs'}")
+        for stage in ("val", "test"):
+            if stage in s["language_model"]:
+                print(_language_line(stage, s["language_model"][stage]))
+        return 0
     if "per_lead_time" in s:
         print(_metrics_table(s["metrics"], title))
         if "test" in s["per_lead_time"]:
@@ -74,6 +89,12 @@ def cmd_evaluate(args) -> int:
     from vidrnn.tasks.forecasting import forecast_report
 
     r = evaluate(args.checkpoint, args.command, config=args.config, overrides=args.overrides)
+    if "language_model" in r:
+        print(_metrics_table(r["metrics"], f"{args.command}: {r['model']} on {r['size']:,} characters ({args.checkpoint})"))
+        print(_language_line(r["split"], r["language_model"]))
+        if args.output:
+            _write_json(args.output, {k: v for k, v in r.items() if k != "data"})
+        return 0
     what = "sequences" if "per_lead_time" in r else "videos"
     metrics = r["metrics"] if "per_lead_time" in r else {**r["metrics"], "skipped_videos": len(r["skipped_videos"])}
     print(_metrics_table(metrics, f"{args.command}: {r['model']} on {r['size']} {what} ({args.checkpoint})"))
@@ -89,6 +110,8 @@ def cmd_predict(args) -> int:
     from vidrnn.inference.checkpoint import checkpoint_task, read_checkpoint
 
     ckpt = read_checkpoint(args.checkpoint)
+    if checkpoint_task(ckpt) == "language_modeling":
+        raise ValueError(f"{args.checkpoint}: a language model; generate text with `vidrnn sample CKPT --prime ...`")
     if checkpoint_task(ckpt) == "forecasting":
         return cmd_predict_forecast(args)
     model_name = ckpt["hyper_parameters"]["model_name"]
@@ -138,6 +161,108 @@ def cmd_predict_forecast(args) -> int:
     print(f"\nper-lead-time plot: {out_dir / 'lead_time.png'}  metrics: {out_dir / 'metrics.json'}")
     if args.output:
         _write_json(args.output, res)
+    return 0
+
+
+def _positive(args, *names: str) -> None:
+    for name in names:
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')}: expected a positive number, got {getattr(args, name)}")
+
+
+def _device(name: str):
+    """``--device`` as a torch device that exists here (ValueError otherwise)."""
+    import torch
+
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name!r}: expected cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {name!r}: no CUDA GPU is available here")
+    return device
+
+
+def _load_language_model(path: str, device: str = "cpu"):
+    from vidrnn.errors import CheckpointError
+    from vidrnn.inference.checkpoint import load_model
+
+    model = load_model(path, map_location=_device(device))
+    if model.vidrnn.task != "language_modeling":
+        raise CheckpointError(f"{path}: a {model.vidrnn.task} model ({model.vidrnn.name!r}), not a language model")
+    return model
+
+
+def cmd_sample(args) -> int:
+    from vidrnn.inference.generate import sample_text
+
+    model = _load_language_model(args.checkpoint, args.device)
+    temperature = 0.0 if args.greedy else args.temperature
+    text = sample_text(model, model.vidrnn.vocab, args.prime.replace("\\n", "\n"), args.length,
+                       temperature=temperature, top_k=args.top_k, seed=args.seed)
+    print(text)
+    if args.output:
+        from vidrnn.io.files import write_text
+
+        write_text(args.output, text)
+    return 0
+
+
+def cmd_units(args) -> int:
+    from vidrnn.inference.units import find_units
+    from vidrnn.io.text import read_text
+
+    _positive(args, "max_chars", "show_chars")
+    model = _load_language_model(args.checkpoint)
+    r = find_units(model, read_text(args.text), args.out, max_chars=args.max_chars, show_chars=args.show_chars)
+    print(f"{r['model']}: {r['units']} units over {r['characters']:,} characters of {args.text}")
+    w = max(len(k) for k in r["properties"])
+    for name, p in r["properties"].items():
+        if p.get("constant"):
+            print(f"  {name:<{w}}  (constant in this text)")
+            continue
+        print(f"  {name:<{w}}  best |r| {p['abs_r']:.3f}  ({p['best_unit']}, r = {p['r']:+.3f})  {p['png']}")
+    print(f"\n{Path(args.out) / 'units.json'}  (HTML pages beside the PNGs)")
+    return 0
+
+
+def cmd_gradients(args) -> int:
+    from vidrnn.inference.gradient_flow import compare_gradient_flow
+    from vidrnn.io.text import Vocabulary, read_text
+    from vidrnn.registry import create_model, list_models
+
+    _positive(args, "length", "windows", "max_chars")
+    models, vocab, text_path = {}, None, args.text
+    for m in args.models:
+        if Path(m).suffix == ".ckpt" or Path(m).is_file():
+            model = _load_language_model(m)
+            ck_vocab = Vocabulary(model.vidrnn.vocab)
+            if vocab is not None and ck_vocab != vocab:
+                raise ValueError(f"{m}: another vocabulary than {next(iter(models))}; compare models trained on "
+                                 "the same text")
+            vocab = ck_vocab
+            text_path = text_path or model.vidrnn.config.get("data", {}).get("path")
+            models[f"{model.vidrnn.name} ({Path(m).name})"] = model
+        elif m not in list_models(task="language_modeling"):
+            raise ValueError(f"{m!r}: neither a checkpoint file nor a language model name "
+                             f"({', '.join(list_models(task='language_modeling'))})")
+    if not text_path:
+        raise ValueError("--text: give the text to measure on (models given by name have none)")
+    text = read_text(text_path, args.max_chars)
+    vocab = vocab or Vocabulary.from_text(text)
+    import torch
+
+    for m in args.models:
+        if m in list_models(task="language_modeling"):
+            torch.manual_seed(args.seed)
+            models[f"{m} (untrained)"] = create_model(m, vocab_size=len(vocab))
+    r = compare_gradient_flow(models, vocab.encode(text, what=str(text_path)), args.out, sigmas=tuple(args.scale),
+                              length=args.length, windows=args.windows, seed=args.seed)
+    print(f"||dL_T/dh_t|| (top layer) on {text_path}, {args.windows} windows, ratio {args.length - 1} steps back / at T:")
+    for key, res in r["models"].items():
+        sig = ", ".join(f"{v:.2f}" for v in res["sigma_max"].values())
+        print(f"  {key}: {res['ratio_first_to_last']:.3g}   (sigma_max of W_hh: {sig})")
+    print(f"\nplot: {r['png']}  numbers: {r['json']}")
     return 0
 
 
@@ -220,6 +345,37 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("configs", help="list the configs shipped with vidrnn")
 
+    sa = sub.add_parser("sample", help="generate text with a character-level language model checkpoint")
+    sa.add_argument("checkpoint")
+    sa.add_argument("--prime", default="\n", help="text to start from (\\n for a newline; default a newline)")
+    sa.add_argument("--length", type=int, default=500, help="characters to generate")
+    sa.add_argument("--temperature", type=float, default=1.0, help="> 0; lower: likelier, more repetitive (0: greedy)")
+    sa.add_argument("--top-k", type=int, help="sample among the k most likely characters only")
+    sa.add_argument("--greedy", action="store_true", help="always the most likely character")
+    sa.add_argument("--seed", type=int, help="same seed, same text")
+    sa.add_argument("--output", "-o", help="also write the text to a file")
+    sa.add_argument("--device", default="cpu")
+
+    un = sub.add_parser("units", help="find hidden units that track properties of a text (quotes, brackets, "
+                                      "indentation, line position) and draw them")
+    un.add_argument("checkpoint")
+    un.add_argument("--text", required=True, help="UTF-8 text to read (e.g. Python source for the code properties)")
+    un.add_argument("--out", required=True, help="folder for units.json and the HTML/PNG of each property's best unit")
+    un.add_argument("--max-chars", type=int, default=30000, help="characters of the text to analyse")
+    un.add_argument("--show-chars", type=int, default=2000, help="characters shown in each HTML page and PNG")
+
+    gr = sub.add_parser("gradients", help="plot ||dL_T/dh_t|| against T - t: vanishing/exploding vs holding gradients")
+    gr.add_argument("models", nargs="+", metavar="CKPT|MODEL",
+                    help="language-model checkpoints (trained on the same text) or model names (untrained)")
+    gr.add_argument("--text", help="text to measure on (default: the first checkpoint's training text)")
+    gr.add_argument("--out", required=True, help="folder for gradient_flow.png and gradient_flow.json")
+    gr.add_argument("--scale", type=float, nargs="*", default=[],
+                    help="also measure with every W_hh rescaled to these largest singular values (e.g. 0.9 3)")
+    gr.add_argument("--length", type=int, default=100, help="steps back from the loss")
+    gr.add_argument("--windows", type=int, default=32, help="places of the text averaged over")
+    gr.add_argument("--max-chars", type=int, default=200000, help="characters of the text to draw windows from")
+    gr.add_argument("--seed", type=int, default=0)
+
     x = sub.add_parser("extract-features", help="cache per-frame encoder features of a dataset or of videos")
     x.add_argument("videos", nargs="*", help="video files (default: every video of --config's data)")
     x.add_argument("--out", required=True, help="cache directory (resumable: finished videos are skipped)")
@@ -239,7 +395,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 COMMANDS = {"fit": cmd_fit, "validate": cmd_evaluate, "test": cmd_evaluate, "predict": cmd_predict,
-            "models": cmd_models, "configs": cmd_configs, "extract-features": cmd_extract}
+            "models": cmd_models, "configs": cmd_configs, "extract-features": cmd_extract, "sample": cmd_sample,
+            "units": cmd_units, "gradients": cmd_gradients}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

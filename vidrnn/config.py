@@ -8,13 +8,15 @@ A config has these sections, each checked against the one place that defines it:
 ``model``                 ``name`` (a registered model, default ``lrcn_tiny``) and that
                           builder's keyword arguments, checked against its signature
 ``data``                  classification: :class:`vidrnn.data.datamodule.VideoDataSettings`;
-                          forecasting: :class:`vidrnn.data.forecast_datamodule.ForecastDataSettings`
+                          forecasting: :class:`vidrnn.data.forecast_datamodule.ForecastDataSettings`;
+                          language modelling: :class:`vidrnn.data.text.TextDataSettings`
 ``optimizer``             :class:`vidrnn.tasks.optim.OptimizerSettings`
 ``trainer``               ``lightning.Trainer`` arguments (checked against its signature),
                           vidrnn's defaults in :data:`TRAINER_DEFAULTS`
 ``run``                   :class:`RunSettings` (where run directories go)
 ``classification``        :class:`vidrnn.tasks.classification.ClassificationSettings`
 ``forecasting``           :class:`vidrnn.tasks.forecasting.ForecastingSettings`
+``language_modeling``     :class:`vidrnn.tasks.language_model.LanguageModelingSettings`
 ========================  ==============================================================
 
 The model's task (registered with the builder) decides which ``data`` schema applies and
@@ -51,7 +53,8 @@ if TYPE_CHECKING:
 __all__ = ["load_config", "resolve_config", "apply_overrides", "find_config", "read_config_file", "shipped_configs",
            "config_summary", "dump_config", "merge", "RunSettings", "TRAINER_DEFAULTS", "SECTIONS"]
 
-SECTIONS = ("seed", "model", "data", "optimizer", "trainer", "run", "classification", "forecasting")
+TASK_SECTIONS = ("classification", "forecasting", "language_modeling")
+SECTIONS = ("seed", "model", "data", "optimizer", "trainer", "run") + TASK_SECTIONS
 DEFAULT_MODEL = "lrcn_tiny"
 
 #: vidrnn's defaults for the Lightning Trainer (every other argument: Lightning's own default)
@@ -74,6 +77,16 @@ MODEL_RESERVED = {
     "classification": {"num_classes": "set from the data's classes",
                        "multilabel": "set from the data (multi-label sources)"},
     "forecasting": {"num_output": "set data.num_output instead"},
+    "language_modeling": {"vocab_size": "set from the text's vocabulary"},
+}
+#: Trainer arguments that do not apply to a task, with what to use instead
+TRAINER_NOT_FOR = {
+    "language_modeling": {
+        "gradient_clip_val": "language models clip in the task (manual optimisation for truncated BPTT): "
+                             "use language_modeling.clip and language_modeling.clip_value",
+        "gradient_clip_algorithm": "use language_modeling.clip (norm or value)",
+        "accumulate_grad_batches": "not with truncated BPTT (each chunk is one optimiser step)",
+    },
 }
 
 
@@ -107,11 +120,14 @@ def _task_sections() -> dict[str, tuple]:
     """``task -> (data validator, task-section settings class)``."""
     from vidrnn.data.datamodule import validate_data_settings
     from vidrnn.data.forecast_datamodule import validate_forecast_data_settings
+    from vidrnn.data.text import validate_text_data_settings
     from vidrnn.tasks.classification import ClassificationSettings
     from vidrnn.tasks.forecasting import ForecastingSettings
+    from vidrnn.tasks.language_model import LanguageModelingSettings
 
     return {"classification": (validate_data_settings, ClassificationSettings),
-            "forecasting": (validate_forecast_data_settings, ForecastingSettings)}
+            "forecasting": (validate_forecast_data_settings, ForecastingSettings),
+            "language_modeling": (validate_text_data_settings, LanguageModelingSettings)}
 
 
 def _trainer_signature():
@@ -165,12 +181,17 @@ def resolve_config(raw: dict | None, *, where: str = "") -> dict:
     if not isinstance(trainer, dict):
         raise ConfigError(f"trainer: expected a mapping of lightning.Trainer arguments, got {trainer!r}")
     out["trainer"] = validate_call(_trainer_signature(), {**TRAINER_DEFAULTS, **trainer}, "trainer",
-                                   reserved=TRAINER_RESERVED)
+                                   reserved={**TRAINER_RESERVED, **TRAINER_NOT_FOR.get(task, {})})
+    devices = out["trainer"].get("devices")
+    if task == "language_modeling" and not (devices in (1, "1", None) or (isinstance(devices, list) and len(devices) == 1)):
+        raise ConfigError(f"trainer.devices: language models train on one device (the B text streams carry "
+                          f"their state from batch to batch, which a distributed sampler would break), got "
+                          f"{out['trainer']['devices']!r}")
     out["run"] = validate_section(RunSettings, raw.get("run"), "run")
-    other = "forecasting" if task == "classification" else "classification"
-    if raw.get(other):
-        raise ConfigError(f"{other}: settings for {other} models, but {name!r} is a {task} model "
-                          f"(use the {task} section)")
+    for other in TASK_SECTIONS:
+        if other != task and raw.get(other):
+            raise ConfigError(f"{other}: settings for {other} models, but {name!r} is a {task} model "
+                              f"(use the {task} section)")
     out[task] = validate_section(task_settings, raw.get(task), task)
     return out
 
@@ -281,7 +302,9 @@ def upgrade_saved_config(saved: dict, overrides: Sequence[str] = ()) -> dict:
         task = model_task(name)
     except ValueError:
         return base  # resolve_config names the unknown model
-    base.pop("forecasting" if task == "classification" else "classification", None)
+    for other in TASK_SECTIONS:
+        if other != task:
+            base.pop(other, None)
     data, final_data = base.get("data"), final.get("data")
     if isinstance(data, dict) and isinstance(final_data, dict):
         for key in _source_sections():

@@ -30,3 +30,8 @@ class CheckpointError(VidrnnError, ValueError):
 
 class ConfigError(VidrnnError, ValueError):
     """A configuration file or command-line override is invalid."""
+
+
+class DataError(VidrnnError, ValueError):
+    """A data file is empty, too short, or not in the expected encoding or format; or text
+    holds characters outside a model's vocabulary."""

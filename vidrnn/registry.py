@@ -19,11 +19,11 @@ import torch.nn as nn
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _TASKS: dict[str, str] = {}
-TASKS = ("classification", "forecasting")
+TASKS = ("classification", "forecasting", "language_modeling")
 
 
 def register_model(fn: Callable[..., nn.Module] | None = None, *, task: str = "classification"):
-    """Register ``fn`` under its function name, for ``task`` (``classification`` or ``forecasting``).
+    """Register ``fn`` under its function name, for ``task`` (one of :data:`TASKS`).
 
     Use as ``@register_model`` or ``@register_model(task="forecasting")``.
 
@@ -55,7 +55,7 @@ def list_models(pattern: str = "*", *, task: str | None = None) -> list[str]:
 
 
 def model_task(name: str) -> str:
-    """The task (``classification``/``forecasting``) model ``name`` was registered for.
+    """The task (one of :data:`TASKS`) model ``name`` was registered for.
 
     Raises:
         ValueError: unknown name.

@@ -3,9 +3,10 @@ checkpoint. What ``vidrnn fit``, ``vidrnn validate`` and ``vidrnn test`` call.
 
 A run directory (``runs/<name>/<timestamp>``, or ``run_dir``; an existing non-empty one is
 never overwritten, ``resume=True`` continues one) holds ``config.yaml`` (the resolved config),
-``classes.json`` (classifiers), ``checkpoints/{best,last}.ckpt`` (written atomically through
-:class:`AtomicCheckpointIO`), ``logs/`` (CSV, and TensorBoard when installed; a resumed run logs
-into ``logs/resume<k>/``) and ``summary.json``. Everything that can be checked is checked before
+``classes.json`` (classifiers) or ``vocab.json`` (language models),
+``checkpoints/{best,last}.ckpt`` (written atomically through :class:`AtomicCheckpointIO`),
+``logs/`` (CSV, and TensorBoard when installed; a resumed run logs into ``logs/resume<k>/``) and
+``summary.json``. Everything that can be checked is checked before
 the directory is made: the config, the data (annotation files, folders), the model; a run that
 fails before its first training step removes the directory it made.
 """
@@ -116,16 +117,22 @@ def _undo_run_dir(run: Path, made: list[Path]) -> None:
             pass
 
 
-def build_datamodule(cfg: dict):
-    """The data module of a resolved config: videos and labels, or input/target sequences.
+def build_datamodule(cfg: dict, vocab: list[str] | None = None):
+    """The data module of a resolved config: videos and labels, input/target sequences, or
+    text streams (encoded with ``vocab``, a trained language model's characters, when given).
 
     Raises:
         ConfigError, FileNotFoundError: missing or inconsistent data settings or files.
     """
-    if model_task(cfg["model"]["name"]) == "forecasting":
+    task = model_task(cfg["model"]["name"])
+    if task == "forecasting":
         from vidrnn.data.forecast_datamodule import ForecastDataModule
 
         return ForecastDataModule(cfg["data"])
+    if task == "language_modeling":
+        from vidrnn.data.text import TextDataModule, Vocabulary
+
+        return TextDataModule(cfg["data"], vocab=Vocabulary(vocab) if vocab else None)
     from vidrnn.data.datamodule import VideoDataModule
 
     return VideoDataModule(cfg["data"])
@@ -140,7 +147,13 @@ def build_task(cfg: dict, datamodule, init_from: str | os.PathLike | None = None
     """
     model_cfg = dict(cfg["model"])
     name = model_cfg.pop("name")
-    if model_task(name) == "forecasting":
+    if model_task(name) == "language_modeling":
+        from vidrnn.tasks.language_model import LanguageModelTask
+
+        task = LanguageModelTask(name, model_cfg, datamodule.vocab.to_json(), optimizer=cfg["optimizer"],
+                                 data=datamodule.settings, config=cfg, **cfg["language_modeling"])
+        classes = None
+    elif model_task(name) == "forecasting":
         from vidrnn.tasks.forecasting import ForecastingTask
 
         fc = cfg["forecasting"]
@@ -168,6 +181,8 @@ def build_task(cfg: dict, datamodule, init_from: str | os.PathLike | None = None
     if init_from:
         ck = read_checkpoint(init_from)
         check_compatible(ck, init_from, model_name=name, class_names=classes)
+        if model_task(name) == "language_modeling" and ck["hyper_parameters"].get("vocab") != datamodule.vocab.to_json():
+            raise CheckpointError(f"{init_from}: checkpoint has another vocabulary than the text")
         try:
             task.load_state_dict(ck["state_dict"])
         except RuntimeError as e:
@@ -239,7 +254,8 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
     Returns:
         The run summary (also written to ``summary.json``): model, parameters, dataset sizes,
         seconds, epochs, run directory, checkpoints, ``metrics`` (best checkpoint on val and
-        test), ``per_lead_time`` (forecasters) or ``skipped_videos`` (classifiers).
+        test), ``per_lead_time`` (forecasters), ``language_model`` (nats and bits per
+        character and perplexity of language models) or ``skipped_videos`` (classifiers).
 
     Raises:
         ConfigError, FileNotFoundError, FileExistsError, CheckpointError: bad input, reported
@@ -259,12 +275,17 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
         cfg = resolve_config(apply_overrides(config, overrides)) if isinstance(config, dict) else \
             load_config(config, overrides)
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
-    forecasting = model_task(cfg["model"]["name"]) == "forecasting"
+    kind = model_task(cfg["model"]["name"])
+    forecasting, language = kind == "forecasting", kind == "language_modeling"
     dm = build_datamodule(cfg)
     task = build_task(cfg, dm, init_from)
-    classes = None if forecasting else dm.classes
+    classes = dm.classes if kind == "classification" else None
     if last is not None:
-        check_compatible(read_checkpoint(last), last, model_name=cfg["model"]["name"], class_names=classes)
+        ck = read_checkpoint(last)
+        check_compatible(ck, last, model_name=cfg["model"]["name"], class_names=classes)
+        if language and ck["hyper_parameters"].get("vocab") != dm.vocab.to_json():
+            raise CheckpointError(f"{last}: the run was trained with another vocabulary than {cfg['data']['path']} gives "
+                                  "(resume with the run's own data.path and data.max_chars)")
     run, made = (Path(run_dir), []) if resume else _make_run_dir(cfg, run_dir)
     started = None
     try:
@@ -272,6 +293,8 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
         sizes = {k: len(v) for k, v in dm.splits.items()}
         if forecasting:
             monitor = "val/mse" if "val" in dm.splits else "train/loss"
+        elif language:
+            monitor = "val/loss" if "val" in dm.splits else "train/loss"
         else:
             monitor = ("val/mAP" if dm.multilabel else "val/top1") if "val" in dm.splits else "train/loss"
         trainer = _trainer(cfg, run, monitor=monitor)
@@ -280,6 +303,12 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
         if forecasting:
             report(f"vidrnn fit: {cfg['model']['name']} ({n_all:,} parameters) forecasting {cfg['data']['num_output']} "
                    f"frames from {cfg['data']['num_input']} on {dm.describe()}")
+        elif language:
+            from vidrnn.data.text import save_vocab
+
+            save_vocab(dm.vocab, run / "vocab.json")
+            report(f"vidrnn fit: {cfg['model']['name']} ({n_all:,} parameters) on {dm.describe()}, "
+                   f"{cfg['data']['batch_size']} streams x {cfg['data']['seq_len']} characters per batch")
         else:
             write_json(run / "classes.json", {str(i): c for i, c in enumerate(dm.classes)})
             report(f"vidrnn fit: {cfg['model']['name']} ({n_all:,} parameters, {n_train:,} trainable) on "
@@ -293,8 +322,9 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
             _undo_run_dir(run, made)
         raise
     fit_s = time.time() - t0
+    unit = "sequences" if forecasting else "batches" if language else "videos"
     summary = {"model": cfg["model"]["name"], "parameters": n_all, "trainable_parameters": n_train,
-               "classes": None if forecasting else len(dm.classes), ("sequences" if forecasting else "videos"): sizes,
+               "classes": len(dm.classes) if classes else None, unit: sizes,
                "fit_seconds": round(fit_s, 1), "epochs": trainer.current_epoch, "run_dir": str(run),
                "best_checkpoint": str(run / "checkpoints" / "best.ckpt"),
                "last_checkpoint": str(run / "checkpoints" / "last.ckpt")}
@@ -308,6 +338,10 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
     if forecasting:
         summary["per_lead_time"] = task.last_eval
         summary["data"] = dict(dm.settings)
+    elif language:
+        summary["characters"] = {k: len(v) for k, v in dm.ids.items()}
+        summary["vocab_size"] = len(dm.vocab)
+        summary["language_model"] = task.last_eval
     else:
         summary["skipped_videos"] = sorted(task.skipped_videos)
     write_json(run / "summary.json", summary)
@@ -327,6 +361,7 @@ def evaluate(checkpoint: str | os.PathLike, stage: str = "test", *, config: str 
 
     Returns:
         ``{"checkpoint", "model", "split", "size", "metrics", "per_lead_time" (forecasters) |
+        "language_model" (language models; size in characters) |
         "skipped_videos" (classifiers), "data"}``.
 
     Raises:
@@ -343,12 +378,12 @@ def evaluate(checkpoint: str | os.PathLike, stage: str = "test", *, config: str 
     cfg = load_config(config, overrides, saved=base)
     if cfg["model"]["name"] != hp["model_name"]:
         raise ConfigError(f"model.name: the checkpoint holds {hp['model_name']!r}, not {cfg['model']['name']!r}")
-    forecasting = checkpoint_task(ck) == "forecasting"
-    dm = build_datamodule(cfg)
-    if not forecasting:
+    kind = checkpoint_task(ck)
+    dm = build_datamodule(cfg, vocab=hp.get("vocab"))
+    if kind == "classification":
         check_compatible(ck, checkpoint, class_names=dm.classes)
     task = load_task(checkpoint, checkpoint=ck)
-    if not forecasting:
+    if kind == "classification":
         task.use_cached_features(cfg["data"]["source"] == "features")
     part = "val" if stage == "validate" else "test"
     if part not in dm.splits:
@@ -361,8 +396,11 @@ def evaluate(checkpoint: str | os.PathLike, stage: str = "test", *, config: str 
     res = {k: round(float(v), 4) for k, v in fn(task, datamodule=dm, verbose=False)[0].items()}
     out = {"checkpoint": str(checkpoint), "model": hp["model_name"], "split": part, "size": len(dm.splits[part]),
            "metrics": res, "data": dict(dm.settings)}
-    if forecasting:
+    if kind == "forecasting":
         out["per_lead_time"] = task.last_eval[part]
+    elif kind == "language_modeling":
+        out["size"] = len(dm.ids[part])
+        out["language_model"] = task.last_eval[part]
     else:
         out["skipped_videos"] = sorted(task.skipped_videos)
     return out

@@ -38,15 +38,18 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not hp or "model_name" not in hp or "state_dict" not in ckpt:
         raise CheckpointError(f"{path}: not a vidrnn checkpoint (no model name or state_dict)")
-    if "class_names" not in hp and "scheduled_sampling" not in hp:
-        raise CheckpointError(f"{path}: not a vidrnn checkpoint (neither a classifier's class names nor a "
-                              "forecaster's settings)")
+    if "class_names" not in hp and "scheduled_sampling" not in hp and "vocab" not in hp:
+        raise CheckpointError(f"{path}: not a vidrnn checkpoint (neither a classifier's class names, a "
+                              "forecaster's settings nor a language model's vocabulary)")
     return ckpt
 
 
 def checkpoint_task(ckpt: dict) -> str:
-    """``"classification"`` or ``"forecasting"``: what the checkpoint's model does."""
-    return "classification" if "class_names" in ckpt["hyper_parameters"] else "forecasting"
+    """``"classification"``, ``"forecasting"`` or ``"language_modeling"``: what the checkpoint's model does."""
+    hp = ckpt["hyper_parameters"]
+    if "class_names" in hp:
+        return "classification"
+    return "language_modeling" if "vocab" in hp else "forecasting"
 
 
 def check_compatible(ckpt: dict, path, *, model_name: str | None = None, class_names: list[str] | None = None) -> None:
@@ -55,7 +58,8 @@ def check_compatible(ckpt: dict, path, *, model_name: str | None = None, class_n
     if model_name is not None and hp["model_name"] != model_name:
         raise CheckpointError(f"{path}: checkpoint is for model {hp['model_name']!r}, but model {model_name!r} was asked for")
     if class_names is not None and "class_names" not in hp:
-        raise CheckpointError(f"{path}: checkpoint is a forecasting model ({hp['model_name']!r}), not a classifier")
+        kind = checkpoint_task(ckpt).replace("_", " ")
+        raise CheckpointError(f"{path}: checkpoint is a {kind} model ({hp['model_name']!r}), not a classifier")
     if class_names is not None and list(hp["class_names"]) != list(class_names):
         n_ck, n_new = len(hp["class_names"]), len(class_names)
         what = f"{n_ck} classes vs {n_new}" if n_ck != n_new else "the same number of classes in another order/naming"
@@ -71,8 +75,9 @@ class ModelInfo:
     Attributes:
         name: registry name of the model.
         kwargs: its builder arguments (without those that come from the data).
-        task: ``"classification"`` or ``"forecasting"``.
+        task: ``"classification"``, ``"forecasting"`` or ``"language_modeling"``.
         class_names: the K labels in index order (classifiers), else None.
+        vocab: the characters in index order (language models), else None.
         multilabel: independent sigmoid outputs (multi-label classifiers).
         data: the input settings: decode size, test-time sampler and transform (classifiers);
             ``num_input``, ``num_output``, ``kind`` and the Z-R pair (forecasters).
@@ -88,6 +93,7 @@ class ModelInfo:
     data: dict
     config: dict
     checkpoint: str
+    vocab: list[str] | None = None
 
 
 def _without_pretrained(model_kwargs: dict) -> dict:
@@ -100,7 +106,7 @@ def _without_pretrained(model_kwargs: dict) -> dict:
 
 
 def _model_from(ckpt: dict, path) -> tuple[torch.nn.Module, ModelInfo]:
-    from vidrnn.tasks.build import build_classifier, build_forecaster
+    from vidrnn.tasks.build import build_classifier, build_forecaster, build_language_model
 
     hp = ckpt["hyper_parameters"]
     task = checkpoint_task(ckpt)
@@ -110,6 +116,8 @@ def _model_from(ckpt: dict, path) -> tuple[torch.nn.Module, ModelInfo]:
         if task == "classification":
             model = build_classifier(hp["model_name"], _without_pretrained(kwargs), len(hp["class_names"]),
                                      multilabel=bool(hp.get("multilabel")))
+        elif task == "language_modeling":
+            model = build_language_model(hp["model_name"], kwargs, len(hp["vocab"]))
         else:
             model = build_forecaster(hp["model_name"], kwargs, data.get("num_output"))
         state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
@@ -118,7 +126,7 @@ def _model_from(ckpt: dict, path) -> tuple[torch.nn.Module, ModelInfo]:
         raise CheckpointError(f"{path}: the weights do not fit model {hp['model_name']!r}: {e}") from e
     info = ModelInfo(name=hp["model_name"], kwargs=kwargs, task=task, class_names=list(hp.get("class_names") or []) or None,
                      multilabel=bool(hp.get("multilabel")), data=data, config=dict(hp.get("config") or {}),
-                     checkpoint=str(path))
+                     checkpoint=str(path), vocab=list(hp["vocab"]) if task == "language_modeling" else None)
     return model, info
 
 
@@ -153,8 +161,9 @@ def load_model(path: str | os.PathLike, *, map_location: str | torch.device = "c
 
 def load_task(path: str | os.PathLike, *, map_location: str | torch.device = "cpu", model_name: str | None = None,
               class_names: list[str] | None = None, checkpoint: dict | None = None):
-    """The Lightning task of a checkpoint (:class:`~vidrnn.tasks.classification.ClassificationTask`
-    or :class:`~vidrnn.tasks.forecasting.ForecastingTask`), in eval mode, for evaluation with a
+    """The Lightning task of a checkpoint (:class:`~vidrnn.tasks.classification.ClassificationTask`,
+    :class:`~vidrnn.tasks.forecasting.ForecastingTask` or
+    :class:`~vidrnn.tasks.language_model.LanguageModelTask`), in eval mode, for evaluation with a
     ``Trainer`` (``vidrnn test``) or fine-tuning; ``task.model`` is the plain ``nn.Module``.
 
     Args:
@@ -172,6 +181,8 @@ def load_task(path: str | os.PathLike, *, map_location: str | torch.device = "cp
     hp = dict(ckpt["hyper_parameters"])
     if checkpoint_task(ckpt) == "forecasting":
         from vidrnn.tasks.forecasting import ForecastingTask as Task
+    elif checkpoint_task(ckpt) == "language_modeling":
+        from vidrnn.tasks.language_model import LanguageModelTask as Task
     else:
         from vidrnn.tasks.classification import ClassificationTask as Task
 

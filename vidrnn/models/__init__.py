@@ -6,10 +6,12 @@
 * :mod:`~vidrnn.models.temporal_attention` -- MultiLSTM-style temporal attention (Yeung et al. 2017)
 * :mod:`~vidrnn.models.gru_rcn` -- GRU-RCN and ConvLSTM classifiers over CNN maps (Ballas et al. 2016)
 * :mod:`~vidrnn.models.encoder_forecaster` -- ConvLSTM/ConvGRU/TrajGRU/FC-LSTM encoder-forecasters (Shi et al. 2015, 2017)
+* :mod:`~vidrnn.models.char_lm` -- character-level RNN/LSTM/GRU language models (char-rnn; Karpathy et al. 2015)
 * :mod:`~vidrnn.models.extrapolation` -- persistence and pysteps extrapolation baselines for nowcasting
 """
 
 from vidrnn.models.base import ClassifierOutput
+from vidrnn.models.char_lm import CharLM
 from vidrnn.models.encoder_forecaster import EncoderForecaster
 from vidrnn.models.gru_rcn import ConvRNNClassifier
 from vidrnn.models.lrcn import LRCN, DeepLSTM
@@ -20,4 +22,4 @@ from vidrnn.models.temporal_attention import TemporalAttentionLSTM
 
 __all__ = ["ClassifierOutput", "LRCN", "DeepLSTM", "ConvPooling", "LatePooling", "SlowPooling", "LocalPooling",
            "TimeDomainConv", "AveragePooling", "EncoderForecaster", "SpatialAttentionLSTM", "TemporalAttentionLSTM",
-           "ConvRNNClassifier"]
+           "ConvRNNClassifier", "CharLM"]

@@ -3,7 +3,8 @@
 needs no Lightning).
 
 The task sets the arguments that come from the data: a classifier's ``num_classes`` (and
-``multilabel`` for multi-hot labels), a forecaster's ``num_output``.
+``multilabel`` for multi-hot labels), a forecaster's ``num_output``, a language model's
+``vocab_size``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch.nn as nn
 
 from vidrnn.registry import create_model, get_model_builder
 
-__all__ = ["build_classifier", "build_forecaster", "accepts"]
+__all__ = ["build_classifier", "build_forecaster", "build_language_model", "accepts"]
 
 
 def accepts(model_name: str, argument: str) -> bool:
@@ -54,3 +55,12 @@ def build_forecaster(model_name: str, model_kwargs: dict | None, num_output: int
     if num_output is not None:
         kwargs["num_output"] = int(num_output)
     return create_model(model_name, **kwargs)
+
+
+def build_language_model(model_name: str, model_kwargs: dict | None, vocab_size: int) -> nn.Module:
+    """The language model ``model_name`` over a vocabulary of ``vocab_size`` characters.
+
+    Raises:
+        ValueError: unknown model.
+    """
+    return create_model(model_name, vocab_size=int(vocab_size), **dict(model_kwargs or {}))

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from vidrnn.io.files import atomic_write
 from vidrnn.io.write import write_gif
+from vidrnn.viz.figures import save_figure
 
 __all__ = ["forecast_grid", "forecast_gif", "lead_time_plot"]
 
@@ -25,9 +25,7 @@ def _np(frames) -> np.ndarray:
 
 
 def _save_fig(fig, path: Path) -> Path:
-    with atomic_write(path) as tmp:
-        fig.savefig(tmp, dpi=100, bbox_inches="tight")
-    return path
+    return save_figure(fig, path, dpi=100, close=False, bbox_inches="tight")
 
 
 def forecast_grid(inputs, truth, forecast, path: str | os.PathLike, *, title: str | None = None,
