@@ -373,17 +373,23 @@ def test_bad_input_to_the_commands_is_one_line(lm_run, tmp_path, capsys):
 def test_units_and_gradients_commands_write_their_pictures(lm_run, shakespeare, tmp_path, capsys):
     ckpt = str(lm_run / "checkpoints" / "best.ckpt")
     assert main(["units", ckpt, "--text", str(shakespeare), "--out", str(tmp_path / "u"), "--max-chars", "3000",
-                 "--show-chars", "400"]) == 0
+                 "--show-chars", "400", "--split", "test"]) == 0
+    assert "of the test split of" in capsys.readouterr().out
     report = json.loads((tmp_path / "u" / "units.json").read_text())
     assert set(report["properties"]) == {"in_quote", "column"}  # prose
     col = report["properties"]["column"]
     assert 0 < col["abs_r"] <= 1 and (tmp_path / "u" / "column.png").stat().st_size > 1000
     assert "<span" in (tmp_path / "u" / "column.html").read_text()
-    assert main(["gradients", ckpt, "char_rnn_tiny", "--out", str(tmp_path / "g"), "--scale", "3", "--windows", "4",
-                 "--length", "30"]) == 0
+    assert main(["gradients", ckpt, "char_rnn_tiny", "--model-args", "nonlinearity=relu", "--out", str(tmp_path / "g"),
+                 "--scale", "0.5", "4", "--windows", "4", "--length", "30"]) == 0
     g = json.loads((tmp_path / "g" / "gradient_flow.json").read_text())
-    assert len(g["models"]) == 4 and (tmp_path / "g" / "gradient_flow.png").stat().st_size > 1000
+    assert len(g["models"]) == 6 and (tmp_path / "g" / "gradient_flow.png").stat().st_size > 1000
     assert all(len(r["h"]["1"]) == 30 for r in g["models"].values())
+    relu = {k: r["ratio_first_to_last"] for k, r in g["models"].items() if "relu" in k}
+    assert len(relu) == 3 and min(relu.values()) < 1e-6 < 1e3 < max(relu.values())  # vanishing and exploding
+    assert main(["gradients", "char_rnn_tiny", "--model-args", "nonlinearty=relu", "--out", str(tmp_path / "h"),
+                 "--text", str(shakespeare)]) == 2
+    assert "--model-args.nonlinearty: unknown key; did you mean --model-args.nonlinearity?" in capsys.readouterr().err
 
 
 def test_sampling_from_a_checkpoint_needs_no_lightning(lm_run):

@@ -214,8 +214,18 @@ def cmd_units(args) -> int:
 
     _positive(args, "max_chars", "show_chars")
     model = _load_language_model(args.checkpoint)
-    r = find_units(model, read_text(args.text), args.out, max_chars=args.max_chars, show_chars=args.show_chars)
-    print(f"{r['model']}: {r['units']} units over {r['characters']:,} characters of {args.text}")
+    text, where = read_text(args.text), args.text
+    if args.split:  # the held-out part, cut as the model's run cut its text
+        from vidrnn.data.text import split_by_position
+
+        data = model.vidrnn.config.get("data", {})
+        text = text[: data.get("max_chars") or len(text)]
+        parts = split_by_position(len(text), data.get("val_fraction", 0.05), data.get("test_fraction", 0.05))
+        if args.split not in parts:
+            raise ValueError(f"--split {args.split}: the model's run had no {args.split} split")
+        text, where = text[parts[args.split]], f"the {args.split} split of {args.text}"
+    r = find_units(model, text, args.out, max_chars=args.max_chars, show_chars=args.show_chars)
+    print(f"{r['model']}: {r['units']} units over {r['characters']:,} characters of {where}")
     w = max(len(k) for k in r["properties"])
     for name, p in r["properties"].items():
         if p.get("constant"):
@@ -252,10 +262,18 @@ def cmd_gradients(args) -> int:
     vocab = vocab or Vocabulary.from_text(text)
     import torch
 
+    from vidrnn.config import apply_overrides
+    from vidrnn.registry import get_model_builder
+    from vidrnn.schema import validate_call
+
+    model_args = apply_overrides({}, args.model_args)
     for m in args.models:
         if m in list_models(task="language_modeling"):
+            kwargs = validate_call(get_model_builder(m), model_args, "--model-args",
+                                   reserved={"vocab_size": "set from the text's vocabulary"})
             torch.manual_seed(args.seed)
-            models[f"{m} (untrained)"] = create_model(m, vocab_size=len(vocab))
+            shown = ", ".join(f"{k}={v}" for k, v in model_args.items())
+            models[f"{m} (untrained{', ' + shown if shown else ''})"] = create_model(m, vocab_size=len(vocab), **kwargs)
     r = compare_gradient_flow(models, vocab.encode(text, what=str(text_path)), args.out, sigmas=tuple(args.scale),
                               length=args.length, windows=args.windows, seed=args.seed)
     print(f"||dL_T/dh_t|| (top layer) on {text_path}, {args.windows} windows, ratio {args.length - 1} steps back / at T:")
@@ -361,6 +379,8 @@ def build_parser() -> argparse.ArgumentParser:
     un.add_argument("checkpoint")
     un.add_argument("--text", required=True, help="UTF-8 text to read (e.g. Python source for the code properties)")
     un.add_argument("--out", required=True, help="folder for units.json and the HTML/PNG of each property's best unit")
+    un.add_argument("--split", choices=["val", "test"],
+                    help="read only this held-out part of --text, cut by position as the model's run cut it")
     un.add_argument("--max-chars", type=int, default=30000, help="characters of the text to analyse")
     un.add_argument("--show-chars", type=int, default=2000, help="characters shown in each HTML page and PNG")
 
@@ -371,6 +391,8 @@ def build_parser() -> argparse.ArgumentParser:
     gr.add_argument("--out", required=True, help="folder for gradient_flow.png and gradient_flow.json")
     gr.add_argument("--scale", type=float, nargs="*", default=[],
                     help="also measure with every W_hh rescaled to these largest singular values (e.g. 0.9 3)")
+    gr.add_argument("--model-args", nargs="*", default=[], metavar="key=value",
+                    help="builder arguments for models given by name, e.g. nonlinearity=relu hidden_size=512")
     gr.add_argument("--length", type=int, default=100, help="steps back from the loss")
     gr.add_argument("--windows", type=int, default=32, help="places of the text averaged over")
     gr.add_argument("--max-chars", type=int, default=200000, help="characters of the text to draw windows from")

@@ -4,8 +4,12 @@ recurrent language models (what ``vidrnn gradients`` calls).
 Backpropagating the loss at step ``T`` to the hidden state ``k = T - t`` steps earlier multiplies
 ``k`` Jacobians ``dh_{s}/dh_{s-1}``; for a vanilla RNN that is ``diag(φ'(a_s)) W_hh`` each, so
 the gradient behaves like the powers of ``W_hh^T``: it shrinks geometrically when the largest
-singular value ``σ_max(W_hh)`` (times ``max φ'``) is below 1 and can grow when it is above 1
-(Bengio et al. 1994; Pascanu et al. 2013; clipping is the cure for the growth). The LSTM's cell
+singular value ``σ_max(W_hh)`` (times ``max φ'``) is below 1 -- a sufficient condition -- and
+can grow only when it is above 1 -- a necessary one (Bengio et al. 1994; Pascanu et al. 2013;
+clipping is the cure for the growth). How fast it grows is set by the spectral radius (about
+``σ_max / 2`` for a random matrix) and by how many units are active: a ReLU RNN explodes once
+``σ_max`` is a few times 1, while tanh units saturate (``φ' -> 0``) and a tanh RNN keeps
+vanishing even with a large ``W_hh``. The LSTM's cell
 path ``c_t = f_t ∘ c_{t-1} + ...`` is additive: its Jacobian is ``diag(f_t)``, so the gradient
 holds for as long as the forget gates stay near 1, whatever ``W_hh`` is.
 

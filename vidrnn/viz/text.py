@@ -77,15 +77,15 @@ def gradient_flow_png(curves: dict[str, list[float]], path: str | os.PathLike, t
     """Plot ``||dL_T/dh_t||`` against ``T - t`` (log scale) for each named curve; save a PNG."""
     plt = pyplot()
 
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = plt.subplots(figsize=(8, 5.5))
     for name, ys in curves.items():
         ys = np.asarray(ys, np.float64)
         ax.semilogy(np.arange(len(ys)), np.where(ys > 0, ys, np.nan), label=name,
-                    linestyle="--" if "linear" in name else "-")
+                    linestyle="--" if "scaled" in name else "-")
     ax.set_xlabel("T - t (steps back from the loss)")
     ax.set_ylabel("||dL_T / dh_t||")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
