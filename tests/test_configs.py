@@ -51,6 +51,8 @@ TYPOS = [
     (["-c", "char_lstm_shakespeare", "language_modeling.clip=l2"],
      "language_modeling.clip: expected one of 'norm', 'value', 'none', got 'l2'"),
     (["-c", "char_lstm_shakespeare", "trainer.devices=2"], "trainer.devices: language models train on one device"),
+    (["-c", "char_lstm_shakespeare", "language_modeling.clip_value=-1"],
+     "language_modeling.clip_value: expected a finite number > 0, got -1.0"),
     (["-c", "char_lstm_shakespeare", "classification.label_smoothing=0.1"],
      "classification: settings for classification models, but 'char_lstm' is a language_modeling model"),
 ]

@@ -368,6 +368,24 @@ def test_bad_input_to_the_commands_is_one_line(lm_run, tmp_path, capsys):
     assert "--length: expected a positive number, got 0" in capsys.readouterr().err
     assert main(["units", ckpt, "--text", str(bad), "--out", str(tmp_path / "u"), "--max-chars", "0"]) == 2
     assert "--max-chars: expected a positive number" in capsys.readouterr().err
+    other = tmp_path / "other.txt"
+    other.write_text("ROMEO: another text\n" * 50)
+    assert main(["units", ckpt, "--text", str(other), "--out", str(tmp_path / "u"), "--split", "test"]) == 2
+    assert "is not the text the model was trained on" in capsys.readouterr().err
+    assert main(["gradients", ckpt, "--out", str(tmp_path / "g"), "--scale", "nan"]) == 2
+    assert "--scale: largest singular values must be finite and > 0" in capsys.readouterr().err
+    assert main(["sample", ckpt, "--device", "meta"]) == 2
+    assert "--device 'meta': expected cpu, cuda, cuda:N or mps" in capsys.readouterr().err
+
+
+def test_evaluating_reads_only_the_split_it_scores(lm_run, shakespeare, tmp_path, capsys):
+    """A short text is enough to test on (its training part need not fill the training streams),
+    and only the scored part must be in the vocabulary."""
+    ckpt = str(lm_run / "checkpoints" / "best.ckpt")
+    small = tmp_path / "small.txt"
+    small.write_text("\u00d6" * 100 + shakespeare.read_text()[:6000])  # 'Ö' (not in the vocabulary) in the train part
+    assert main(["test", ckpt, f"data.path={small}", "data.max_chars=null"]) == 0
+    assert "test: " in capsys.readouterr().out
 
 
 def test_units_and_gradients_commands_write_their_pictures(lm_run, shakespeare, tmp_path, capsys):

@@ -177,9 +177,15 @@ def _device(name: str):
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise ValueError(f"--device {name!r}: expected cpu, cuda, cuda:N or mps") from None
+        device = None
+    if device is None or device.type not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"--device {name!r}: expected cpu, cuda, cuda:N or mps")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"--device {name!r}: no CUDA GPU is available here")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {name!r}: there are {torch.cuda.device_count()} CUDA GPUs here")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"--device {name!r}: MPS (Apple GPU) is not available here")
     return device
 
 
@@ -219,6 +225,9 @@ def cmd_units(args) -> int:
         from vidrnn.data.text import split_by_position
 
         data = model.vidrnn.config.get("data", {})
+        if data.get("path") and Path(data["path"]).resolve() != Path(args.text).resolve():
+            raise ValueError(f"--split {args.split}: --text {args.text} is not the text the model was trained on "
+                             f"({data['path']}); without --split the whole of --text is read")
         text = text[: data.get("max_chars") or len(text)]
         parts = split_by_position(len(text), data.get("val_fraction", 0.05), data.get("test_fraction", 0.05))
         if args.split not in parts:
@@ -241,7 +250,14 @@ def cmd_gradients(args) -> int:
     from vidrnn.io.text import Vocabulary, read_text
     from vidrnn.registry import create_model, list_models
 
+    import math
+
     _positive(args, "length", "windows", "max_chars")
+    bad = [x for x in args.scale if not (math.isfinite(x) and x > 0)]
+    if bad:
+        raise ValueError(f"--scale: largest singular values must be finite and > 0, got {bad[0]}")
+    if len(set(args.models)) != len(args.models):
+        raise ValueError("each checkpoint or model may be given once")
     models, vocab, text_path = {}, None, args.text
     for m in args.models:
         if Path(m).suffix == ".ckpt" or Path(m).is_file():
@@ -252,7 +268,10 @@ def cmd_gradients(args) -> int:
                                  "the same text")
             vocab = ck_vocab
             text_path = text_path or model.vidrnn.config.get("data", {}).get("path")
-            models[f"{model.vidrnn.name} ({Path(m).name})"] = model
+            label = f"{model.vidrnn.name} ({Path(m).name})"
+            if label in models:  # two runs' best.ckpt: name them by their run directories
+                label = f"{model.vidrnn.name} ({m})"
+            models[label] = model
         elif m not in list_models(task="language_modeling"):
             raise ValueError(f"{m!r}: neither a checkpoint file nor a language model name "
                              f"({', '.join(list_models(task='language_modeling'))})")
@@ -267,6 +286,8 @@ def cmd_gradients(args) -> int:
     from vidrnn.schema import validate_call
 
     model_args = apply_overrides({}, args.model_args)
+    if model_args and not any(m in list_models(task="language_modeling") for m in args.models):
+        raise ValueError("--model-args: applies to models given by name (untrained); none was given")
     for m in args.models:
         if m in list_models(task="language_modeling"):
             kwargs = validate_call(get_model_builder(m), model_args, "--model-args",

@@ -117,9 +117,10 @@ def _undo_run_dir(run: Path, made: list[Path]) -> None:
             pass
 
 
-def build_datamodule(cfg: dict, vocab: list[str] | None = None):
+def build_datamodule(cfg: dict, vocab: list[str] | None = None, only: str | None = None):
     """The data module of a resolved config: videos and labels, input/target sequences, or
-    text streams (encoded with ``vocab``, a trained language model's characters, when given).
+    text streams (encoded with ``vocab``, a trained language model's characters, when given;
+    ``only`` one split of the text, for evaluation).
 
     Raises:
         ConfigError, FileNotFoundError: missing or inconsistent data settings or files.
@@ -132,7 +133,7 @@ def build_datamodule(cfg: dict, vocab: list[str] | None = None):
     if task == "language_modeling":
         from vidrnn.data.text import TextDataModule, Vocabulary
 
-        return TextDataModule(cfg["data"], vocab=Vocabulary(vocab) if vocab else None)
+        return TextDataModule(cfg["data"], vocab=Vocabulary(vocab) if vocab else None, only=only)
     from vidrnn.data.datamodule import VideoDataModule
 
     return VideoDataModule(cfg["data"])
@@ -379,13 +380,13 @@ def evaluate(checkpoint: str | os.PathLike, stage: str = "test", *, config: str 
     if cfg["model"]["name"] != hp["model_name"]:
         raise ConfigError(f"model.name: the checkpoint holds {hp['model_name']!r}, not {cfg['model']['name']!r}")
     kind = checkpoint_task(ck)
-    dm = build_datamodule(cfg, vocab=hp.get("vocab"))
+    part = "val" if stage == "validate" else "test"
+    dm = build_datamodule(cfg, vocab=hp.get("vocab"), only=part)
     if kind == "classification":
         check_compatible(ck, checkpoint, class_names=dm.classes)
     task = load_task(checkpoint, checkpoint=ck)
     if kind == "classification":
         task.use_cached_features(cfg["data"]["source"] == "features")
-    part = "val" if stage == "validate" else "test"
     if part not in dm.splits:
         raise ConfigError(f"the data config has no {part} split to {stage} on")
     run_dir = Path(checkpoint).resolve().parent.parent

@@ -145,6 +145,8 @@ class TextDataModule(L.LightningDataModule):
     Args:
         cfg: the ``data`` section (:class:`TextDataSettings`).
         vocab: the vocabulary to encode with (a trained model's); default: the text's own.
+        only: build just this split (evaluating a trained model: the other splits need not
+            fit the streams nor the vocabulary).
 
     Attributes:
         settings: the resolved settings. vocab: the :class:`Vocabulary`. splits: ``{split:
@@ -155,16 +157,17 @@ class TextDataModule(L.LightningDataModule):
         ``vocab``, or a split too short for its streams.
     """
 
-    def __init__(self, cfg: dict, vocab: Vocabulary | None = None):
+    def __init__(self, cfg: dict, vocab: Vocabulary | None = None, only: str | None = None):
         super().__init__()
         s = validate_text_data_settings(cfg)
         self.settings = s
         text = read_text(s["path"], s["max_chars"])
         self.vocab = vocab or Vocabulary.from_text(text)
-        ids = self.vocab.encode(text, what=s["path"])
         self.ids, self.splits = {}, {}
-        for split, sl in split_by_position(len(ids), s["val_fraction"], s["test_fraction"]).items():
-            part = ids[sl]
+        for split, sl in split_by_position(len(text), s["val_fraction"], s["test_fraction"]).items():
+            if only is not None and split != only:
+                continue
+            part = self.vocab.encode(text[sl], what=f"{s['path']} ({split} split)")
             train = split == "train"
             B = s["batch_size"] if train else max(1, min(s["eval_batch_size"], len(part) - 1))
             try:

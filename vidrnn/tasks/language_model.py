@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import lightning as L
 import torch
 import torch.nn.functional as F
 from torchmetrics import MeanMetric
 
+from vidrnn.errors import ConfigError
 from vidrnn.layers.rnn_cells import largest_singular_values
 from vidrnn.tasks.build import build_language_model
 from vidrnn.tasks.optim import configure_optimizer
@@ -40,6 +41,12 @@ from vidrnn.tasks.optim import configure_optimizer
 __all__ = ["LanguageModelingSettings", "LanguageModelTask", "detach_state", "clip_gradients"]
 
 LN2 = math.log(2.0)
+
+
+def _positive(value: float, where: str) -> float:
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{where}: expected a finite number > 0, got {value}")
+    return value
 
 
 @dataclass
@@ -53,7 +60,7 @@ class LanguageModelingSettings:
     """
 
     clip: Literal["norm", "value", "none"] = "norm"
-    clip_value: float = 5.0
+    clip_value: Annotated[float, _positive] = 5.0
 
 
 def detach_state(state):
@@ -113,6 +120,7 @@ class LanguageModelTask(L.LightningModule):
         super().__init__()
         if clip not in ("norm", "value", "none"):
             raise ValueError(f"clip={clip!r}: expected 'norm', 'value' or 'none'")
+        _positive(clip_value, "clip_value")
         if not vocab:
             raise ValueError("a language model needs its vocabulary (the characters in index order)")
         self.save_hyperparameters()
@@ -165,7 +173,7 @@ class LanguageModelTask(L.LightningModule):
         self.log("train/grad_norm", norm)
         self.log("train/clipped", float(clipped))
         every = max(1, int(getattr(self.trainer, "log_every_n_steps", 50) or 50))
-        if self.global_step % every == 0:
+        if (self.global_step + 1) % every == 0:  # the steps Lightning writes (global_step counts after this one)
             for name, s in largest_singular_values(self.model).items():
                 self.log(f"train/sigma_max/{name}", s)
 
