@@ -171,6 +171,9 @@ def resolve_config(raw: dict | None, *, where: str = "") -> dict:
     except ValueError as e:
         raise ConfigError(f"model.name: {e}") from None
     task = model_task(name)
+    if task not in MODEL_RESERVED:
+        raise ConfigError(f"model.name: {name!r} is a {task} model; vidrnn cannot train {task} models from a config "
+                          "yet (build it from Python: vidrnn.create_model)")
     out["model"] = {"name": name, **validate_call(builder, model, "model", reserved=MODEL_RESERVED[task])}
     validate_data, task_settings = _task_sections()[task]
     out["data"] = validate_data(raw.get("data"), "data")

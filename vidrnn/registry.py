@@ -19,7 +19,7 @@ import torch.nn as nn
 
 _MODELS: dict[str, Callable[..., nn.Module]] = {}
 _TASKS: dict[str, str] = {}
-TASKS = ("classification", "forecasting", "language_modeling")
+TASKS = ("classification", "forecasting", "language_modeling", "captioning")
 
 
 def register_model(fn: Callable[..., nn.Module] | None = None, *, task: str = "classification"):

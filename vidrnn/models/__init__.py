@@ -7,6 +7,7 @@
 * :mod:`~vidrnn.models.gru_rcn` -- GRU-RCN and ConvLSTM classifiers over CNN maps (Ballas et al. 2016)
 * :mod:`~vidrnn.models.encoder_forecaster` -- ConvLSTM/ConvGRU/TrajGRU/FC-LSTM encoder-forecasters (Shi et al. 2015, 2017)
 * :mod:`~vidrnn.models.char_lm` -- character-level RNN/LSTM/GRU language models (char-rnn; Karpathy et al. 2015)
+* :mod:`~vidrnn.models.show_attend_tell` -- Show, Attend and Tell image captioning, soft attention (Xu et al. 2015)
 * :mod:`~vidrnn.models.extrapolation` -- persistence and pysteps extrapolation baselines for nowcasting
 """
 
@@ -15,6 +16,7 @@ from vidrnn.models.char_lm import CharLM
 from vidrnn.models.encoder_forecaster import EncoderForecaster
 from vidrnn.models.gru_rcn import ConvRNNClassifier
 from vidrnn.models.lrcn import LRCN, DeepLSTM
+from vidrnn.models.show_attend_tell import ShowAttendTell
 from vidrnn.models.snippets import (AveragePooling, ConvPooling, LatePooling, LocalPooling, SlowPooling,
                                     TimeDomainConv)
 from vidrnn.models.spatial_attention import SpatialAttentionLSTM
@@ -22,4 +24,4 @@ from vidrnn.models.temporal_attention import TemporalAttentionLSTM
 
 __all__ = ["ClassifierOutput", "LRCN", "DeepLSTM", "ConvPooling", "LatePooling", "SlowPooling", "LocalPooling",
            "TimeDomainConv", "AveragePooling", "EncoderForecaster", "SpatialAttentionLSTM", "TemporalAttentionLSTM",
-           "ConvRNNClassifier", "CharLM"]
+           "ConvRNNClassifier", "CharLM", "ShowAttendTell"]
