@@ -4,6 +4,7 @@ captions in ../shared/data/captions."""
 import json
 
 import pytest
+import torch
 
 from vidrnn.data.captions import (CaptionVocabulary, read_caption_list, read_coco_captions, read_karpathy_split,
                                   tokenize)
@@ -106,3 +107,42 @@ def test_karpathy_and_coco_formats(captions_dir, magic, tmp_path):
         read_coco_captions(tmp_path / "bad.json", captions_dir / "coco_examples")
     with pytest.raises(FileNotFoundError, match="COCO captions file not found"):
         read_coco_captions(tmp_path / "nope.json", captions_dir)
+
+
+# ---------------------------------------------------------------------------- embedded digit scenes
+def test_digit_scenes_are_deterministic_and_captions_say_what_is_where():
+    from vidrnn.data.digit_captions import CELL_NAMES, DigitScenes
+
+    ds = DigitScenes("train", 50, seed=3)
+    a, b = ds[7], DigitScenes("train", 50, seed=3)[7]
+    assert torch.equal(a["image"], b["image"]) and a["captions"] == b["captions"]
+    assert not torch.equal(a["image"], DigitScenes("train", 50, seed=4)[7]["image"])
+    cell = ds.size // 3
+    counts = set()
+    for i in range(50):
+        item = ds[i]
+        img, cells, digits, refs = item["image"], item["cells"], item["digits"], item["captions"]
+        counts.add(len(cells))
+        assert len(refs) == 3 and len(set(refs)) == 3  # paraphrases
+        for c, d in zip(cells, digits):
+            # every stated place holds ink, and every digit and its place are in the first caption
+            block = img[:, (c // 3) * cell:(c // 3 + 1) * cell, (c % 3) * cell:(c % 3 + 1) * cell]
+            assert block.max() > 0.3
+            place = "in the middle" if CELL_NAMES[c] == "middle" else f"at the {CELL_NAMES[c]}"
+            assert f"a {d} {place}" in refs[0]
+        for c in set(range(9)) - set(cells):  # empty cells stay dark
+            assert img[:, (c // 3) * cell:(c // 3 + 1) * cell, (c % 3) * cell:(c % 3 + 1) * cell].max() == 0
+    assert counts == {2, 3, 4}
+
+
+def test_digit_scene_grammar():
+    from vidrnn.data.digit_captions import scene_captions
+
+    assert scene_captions([4, 0], [7, 3]) == ["a 3 at the top left and a 7 in the middle",
+                                              "a 7 in the middle and a 3 at the top left",
+                                              "two digits : a 3 above a 7"]
+    assert scene_captions([5, 3], [1, 2])[2] == "two digits : a 2 left of a 1"
+    assert scene_captions([8, 0, 2], [5, 6, 7])[2] == "three digits : 6 , 7 and 5 from top to bottom"
+    vocab = CaptionVocabulary.build([c for cells, ds in (([0, 4], [3, 7]), ([8, 1, 5], [1, 2, 9]))
+                                     for c in scene_captions(cells, ds)])
+    assert "<unk>" not in vocab.decode(vocab.encode("a 3 at the top left and a 7 in the middle"))
