@@ -64,8 +64,8 @@ def test_a_beam_that_never_ends_still_returns_its_best_sequence():
     assert score[0].item() == pytest.approx(math.log(0.7 * 0.5 * 0.9 * 0.5 * 0.9) / 5, abs=1e-5)
 
 
-def test_batched_items_are_independent_and_scores_are_length_normalised():
-    # item 0 starts from START, item 1 from B (its state): they must not mix
+def test_identical_items_agree_and_scores_are_length_normalised():
+    # two identical items give identical results (independence proper: the stateful test below)
     step = table_step(TABLE)
     state = torch.tensor([[START], [START]])
     t, _ = beam_search(step, state, 2, start=START, end=END, max_length=6, beam_size=3, length_penalty=0.0)
@@ -118,3 +118,11 @@ def test_a_wide_beam_is_exhaustive_search_on_a_stateful_decoder():
         n = len(best[i][1])
         assert tokens[i].tolist()[:n] == best[i][1]
         assert score[i].item() == pytest.approx(best[i][0], abs=1e-4)
+    # items of a batch are independent: each alone gives what it gave in the batch
+    for i in range(2):
+        alone, alone_score = beam_search(step, h0[i: i + 1], 1, start=START, end=END, max_length=3, beam_size=3,
+                                         length_penalty=1.0)
+        both, both_score = beam_search(step, h0, 2, start=START, end=END, max_length=3, beam_size=3,
+                                       length_penalty=1.0)
+        assert alone[0].tolist() == both[i].tolist()[: alone.shape[1]]
+        assert alone_score.item() == pytest.approx(both_score[i].item(), abs=1e-5)

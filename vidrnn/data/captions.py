@@ -103,12 +103,8 @@ class CaptionVocabulary:
         return " ".join(out)
 
     def to_json(self) -> list[str]:
-        """The words after the special tokens (what :meth:`from_json` takes)."""
+        """The words after the special tokens (what the constructor takes)."""
         return self.itos[len(SPECIALS):]
-
-    @classmethod
-    def from_json(cls, words: Sequence[str]) -> "CaptionVocabulary":
-        return cls(words)
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the vocabulary as a JSON list of words (atomically)."""

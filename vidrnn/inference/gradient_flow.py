@@ -29,7 +29,6 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from vidrnn.io.text import Vocabulary
 from vidrnn.io.files import write_json
 from vidrnn.layers.rnn_cells import largest_singular_values, recurrent_weights
 
@@ -131,8 +130,3 @@ def compare_gradient_flow(models: dict, ids: torch.Tensor, out_dir: str | os.Pat
               "json": str(out / "gradient_flow.json")}
     write_json(out / "gradient_flow.json", report)
     return report
-
-
-def text_ids(vocab: Vocabulary, text: str) -> torch.Tensor:
-    """``text`` encoded with ``vocab`` (a convenience for the command line)."""
-    return vocab.encode(text, what="--text")

@@ -23,7 +23,7 @@ import torch
 
 from vidrnn.io.text import Vocabulary
 from vidrnn.data.text_properties import CODE_PROPERTIES, PROSE_PROPERTIES, text_properties
-from vidrnn.io.files import write_json
+from vidrnn.io.files import write_json, write_text
 
 __all__ = ["unit_activations", "correlate_units", "find_units", "looks_like_code"]
 
@@ -122,7 +122,7 @@ def find_units(model, text: str, out_dir: str | os.PathLike, *, properties=None,
     Raises:
         DataError: characters of ``text`` outside the model's vocabulary.
     """
-    from vidrnn.viz.text import text_activation_html, text_activation_png, write_html
+    from vidrnn.viz.text import text_activation_html, text_activation_png
 
     if max_chars < 1 or show_chars < 1:
         raise ValueError(f"max_chars and show_chars must be positive, got {max_chars} and {show_chars}")
@@ -148,7 +148,8 @@ def find_units(model, text: str, out_dir: str | os.PathLike, *, properties=None,
         peak = float(np.abs(acts[start: start + show_chars, best]).max())
         title = (f"{pname}: {names[best]}, r = {r[best]:+.3f} over {len(text):,} characters "
                  f"(blue -{peak:.2f}, white 0, red +{peak:.2f})")
-        html_path = write_html(out / f"{pname}.html", text_activation_html(shown, vals, title))
+        html_path = out / f"{pname}.html"
+        write_text(html_path, text_activation_html(shown, vals, title))
         png_path = text_activation_png(shown, vals, out / f"{pname}.png", title)
         report["properties"][pname] = {
             "best_unit": names[best], "r": round(float(r[best]), 4), "abs_r": round(float(abs(r[best])), 4),

@@ -88,6 +88,7 @@ class Vocabulary:
         return "".join(self.chars[int(i)] for i in ids)
 
     def to_json(self) -> list[str]:
+        """The characters in index order (what the constructor takes; saved in checkpoints)."""
         return list(self.chars)
 
 

@@ -193,7 +193,7 @@ class MultiHeadAttention(nn.Module):
     def forward(self, query, keys, values=None, key_padding_mask=None):
         q, v, m, single = _prepare(query, keys, values, key_padding_mask)
         B, L, _ = q.shape
-        N, h = keys.shape[1], self.num_heads
+        h = self.num_heads
         d = self.embed_dim // h
 
         def heads(x):  # (B, S, E) -> (B, h, S, d)

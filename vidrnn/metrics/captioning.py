@@ -4,7 +4,7 @@ run on Java), installed with the ``captioning`` extra (``pip install -e ".[capti
 
 The scorers are called one by one (SPICE is left out: it downloads Stanford CoreNLP at first
 use). Without ``pycocoevalcap`` only BLEU is available, from torchmetrics (its corpus BLEU on
-lower-cased text split on non-alphanumerics: close to, not equal to, the COCO numbers; on the
+the words of :func:`vidrnn.data.captions.tokenize`: close to, not equal to, the COCO numbers; on the
 Karpathy COCO test predictions of ``../shared/data/captions`` 0.562 / 0.127 for BLEU-1 / BLEU-4
 against the COCO 0.568 / 0.129), and asking for the other metrics raises a clear error.
 
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import re
 from typing import Hashable, Mapping, Sequence
 
 from vidrnn.errors import DataError
@@ -99,13 +98,11 @@ def caption_metrics(references: Mapping[Hashable, Sequence[str]], predictions: M
     return {m: out[m] for m in metrics}
 
 
-def _words(text: str) -> str:
-    return " ".join(re.findall(r"[a-z0-9]+(?:'[a-z]+)?", text.lower()))
-
-
 def _torchmetrics_bleu(references, predictions, metrics) -> dict[str, float]:
     from torchmetrics.functional.text import bleu_score
 
-    preds = [_words(predictions[k]) for k in references]
-    refs = [[_words(r) for r in references[k]] for k in references]
+    from vidrnn.data.captions import tokenize
+
+    preds = [" ".join(tokenize(predictions[k])) for k in references]
+    refs = [[" ".join(tokenize(r)) for r in references[k]] for k in references]
     return {m: float(bleu_score(preds, refs, n_gram=int(m[-1]))) for m in metrics}

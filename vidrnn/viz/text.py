@@ -13,10 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vidrnn.io.files import write_text
 from vidrnn.viz.figures import pyplot, save_figure
 
-__all__ = ["activation_colors", "text_activation_html", "text_activation_png", "gradient_flow_png", "write_html"]
+__all__ = ["activation_colors", "text_activation_html", "text_activation_png", "gradient_flow_png"]
 
 
 def activation_colors(values: np.ndarray) -> np.ndarray:
@@ -90,9 +89,3 @@ def gradient_flow_png(curves: dict[str, list[float]], path: str | os.PathLike, t
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return save_figure(fig, path, dpi=110)
-
-
-def write_html(path: str | os.PathLike, page: str) -> Path:
-    """Write an HTML page atomically."""
-    write_text(path, page)
-    return Path(path)
