@@ -17,6 +17,8 @@ def test_config_builds_its_model(path):
         kw.update(pretrained=False, num_classes=5)
     if model_task(name) == "language_modeling":
         kw.update(vocab_size=65)
+    if model_task(name) == "captioning":
+        kw.update(pretrained=False, vocab_size=40)
     with torch.device("meta"):  # checks every model argument without allocating weights
         create_model(name, **kw)
 

@@ -5,7 +5,6 @@ import pytest
 import torch
 
 from vidrnn import create_model, list_models
-from vidrnn.cli import main
 from vidrnn.models.show_attend_tell import caption_attention_penalty
 
 V, START, END, PAD = 12, 1, 2, 0
@@ -56,7 +55,7 @@ def test_beam_of_one_is_greedy_and_beams_always_return(model):
     g, g_lp = model.generate(images, start=START, end=END, beam_size=1, max_length=7)
     from vidrnn.layers.decoding import beam_search
 
-    state = model.initial_state(model.annotations(images))
+    state = model.initial_state(images)
     b, b_lp = beam_search(model.decode_step, state, 2, start=START, end=END, max_length=7, beam_size=1,
                           length_penalty=0.0)
     assert torch.equal(g, b[:, : g.shape[1]])
@@ -74,8 +73,3 @@ def test_gradients_reach_the_encoder_attention_and_decoder(model):
     for name in ("encoder.trunk", "attention.W", "f_beta", "lstm", "L_o", "init_h"):
         grads = [p.grad for n, p in m.named_parameters() if n.startswith(name)]
         assert grads and all(g is not None and torch.isfinite(g).all() for g in grads), name
-
-
-def test_fit_refuses_captioning_models_for_now(capsys):
-    assert main(["fit", "model.name=show_attend_tell_tiny"]) == 2
-    assert "vidrnn cannot train captioning models from a config yet" in capsys.readouterr().err

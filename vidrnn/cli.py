@@ -5,6 +5,7 @@ prints the result.
     vidrnn validate CKPT [--config C] [key=value ...]                                     vidrnn.runner.evaluate
     vidrnn test CKPT [--config C] [key=value ...]                                         vidrnn.runner.evaluate
     vidrnn predict CKPT VIDEO... [--topk K] [--attention DIR] [--output F.json]           vidrnn.inference.predict
+    vidrnn predict CAPTIONER_CKPT IMAGE|VIDEO... [--beam K] [--attention DIR]             vidrnn.inference.caption
     vidrnn predict FORECASTER_CKPT [INPUT...] [--output-dir D] [--num N]                  vidrnn.inference.forecast
     vidrnn models [PATTERN]                                                               vidrnn.list_models
     vidrnn configs                                                                        vidrnn.config.shipped_configs
@@ -66,6 +67,11 @@ def cmd_fit(args) -> int:
             if stage in s["language_model"]:
                 print(_language_line(stage, s["language_model"][stage]))
         return 0
+    if "captioning" in s:
+        print(_metrics_table(s["metrics"], title))
+        print(f"\ncheckpoints: {Path(s['run_dir']) / 'checkpoints'}  logs: {Path(s['run_dir']) / 'logs'}")
+        _caption_report(s["captioning"].get("test") or s["captioning"].get("val"), s["skipped"], s["missing_files"])
+        return 0
     if "per_lead_time" in s:
         print(_metrics_table(s["metrics"], title))
         if "test" in s["per_lead_time"]:
@@ -84,11 +90,29 @@ def cmd_fit(args) -> int:
     return 0
 
 
+def _caption_report(ev: dict | None, skipped: list, missing: int = 0) -> None:
+    if ev:
+        print(f"\nexamples (beam {ev['beam_size']}, {ev['items']} items):")
+        for x in ev["examples"][:5]:
+            print(f"  {x['id']}: {x['caption']!r}  (reference: {x['reference']!r})")
+    if skipped:
+        print(f"skipped {len(skipped)} unreadable files, e.g. {skipped[0]}")
+    if missing:
+        print(f"{missing} files named by the caption file are missing (skipped)")
+
+
 def cmd_evaluate(args) -> int:
     from vidrnn.runner import evaluate
     from vidrnn.tasks.forecasting import forecast_report
 
-    r = evaluate(args.checkpoint, args.command, config=args.config, overrides=args.overrides)
+    overrides = list(args.overrides) + ([f"captioning.beam_size={args.beam}"] if args.beam else [])
+    r = evaluate(args.checkpoint, args.command, config=args.config, overrides=overrides)
+    if "captioning" in r:
+        print(_metrics_table(r["metrics"], f"{args.command}: {r['model']} on {r['size']} items ({args.checkpoint})"))
+        _caption_report(r["captioning"], r["skipped"])
+        if args.output:
+            _write_json(args.output, {k: v for k, v in r.items() if k != "data"})
+        return 0
     if "language_model" in r:
         print(_metrics_table(r["metrics"], f"{args.command}: {r['model']} on {r['size']:,} characters ({args.checkpoint})"))
         print(_language_line(r["split"], r["language_model"]))
@@ -114,18 +138,14 @@ def cmd_predict(args) -> int:
         raise ValueError(f"{args.checkpoint}: a language model; generate text with `vidrnn sample CKPT --prime ...`")
     if checkpoint_task(ckpt) == "forecasting":
         return cmd_predict_forecast(args)
+    if checkpoint_task(ckpt) == "captioning":
+        del ckpt
+        return cmd_predict_caption(args)
     model_name = ckpt["hyper_parameters"]["model_name"]
     del ckpt
     from vidrnn.inference.predict import label_videos, merge_timeline
 
-    results, failed = [], 0
-    for r in label_videos(args.checkpoint, args.videos, topk=args.topk, timeline=args.timeline, window=args.window,
-                          attention_dir=args.attention, device=args.device):
-        results.append(r)
-        if "error" in r:
-            print(f"error: {r['error']}", file=sys.stderr)
-            failed += 1
-            continue
+    def show(r):
         print(f"\n{Path(r['video']).name}  ({r['duration']:.1f} s, {r['frames']} frames)")
         w = max(len(t["label"]) for t in r["topk"])
         for i, t in enumerate(r["topk"], 1):
@@ -138,11 +158,42 @@ def cmd_predict(args) -> int:
             print("  timeline (label per second):")
             for seg in merge_timeline(r["timeline"]):
                 print(f"    {seg['start']:7.1f}-{seg['end']:7.1f} s  {seg['label']}  (mean p {seg['prob']:.2f})")
-    if args.output:
-        _write_json(args.output, {"checkpoint": str(args.checkpoint), "model": model_name,
-                                  "results": results})
-        print(f"\nwrote {args.output}")
+
+    results = label_videos(args.checkpoint, args.videos, topk=args.topk, timeline=args.timeline, window=args.window,
+                           attention_dir=args.attention, device=args.device)
+    return _report_results(results, show, args.output, {"checkpoint": str(args.checkpoint), "model": model_name})
+
+
+def _report_results(results, show, output: str | None, meta: dict) -> int:
+    """Print each result (``show``) or its error; write them all as JSON to ``output``; status 1
+    if any input failed."""
+    kept, failed = [], 0
+    for r in results:
+        kept.append(r)
+        if "error" in r:
+            print(f"error: {r['error']}", file=sys.stderr)
+            failed += 1
+            continue
+        show(r)
+    if output:
+        _write_json(output, {**meta, "results": kept})
+        print(f"\nwrote {output}")
     return 1 if failed else 0
+
+
+def cmd_predict_caption(args) -> int:
+    from vidrnn.inference.caption import caption_files
+
+    if not args.videos:
+        raise ValueError("give the images or videos to caption: vidrnn predict CKPT image.jpg video.mp4 ...")
+    def show(r):
+        print(f"{Path(r['input']).name}: {r['caption']}")
+        if "attention_png" in r:
+            print(f"  attention: {r['attention_png']}")
+
+    results = caption_files(args.checkpoint, args.videos, beam_size=args.beam, max_length=args.max_length,
+                            attention_dir=args.attention, device=args.device)
+    return _report_results(results, show, args.output, {"checkpoint": str(args.checkpoint), "beam_size": args.beam})
 
 
 def cmd_predict_forecast(args) -> int:
@@ -361,12 +412,17 @@ def build_parser() -> argparse.ArgumentParser:
         e.add_argument("checkpoint")
         e.add_argument("--config", "-c", help="YAML whose sections override the checkpoint's config")
         e.add_argument("--output", "-o", help="write the metrics as JSON")
+        e.add_argument("--beam", type=int, help="captioners: beam size for decoding (1: greedy; default: the run's)")
         e.add_argument("overrides", nargs="*", metavar="key=value")
 
-    pr = sub.add_parser("predict", help="label videos (classifier) or forecast sequences (forecaster) with a checkpoint")
+    pr = sub.add_parser("predict", help="label videos (classifier), caption images/videos (captioner) or forecast "
+                                        "sequences (forecaster) with a checkpoint")
     pr.add_argument("checkpoint")
     pr.add_argument("videos", nargs="*", metavar="INPUT",
-                    help="videos to label; for a forecaster: .npy sequences or radar folders (default: its test split)")
+                    help="videos to label, images/videos to caption; for a forecaster: .npy sequences or radar folders "
+                         "(default: its test split)")
+    pr.add_argument("--beam", type=int, default=1, help="captioner: beam size (1: greedy)")
+    pr.add_argument("--max-length", type=int, default=20, help="captioner: most words per caption")
     pr.add_argument("--output-dir", help="forecaster: folder for PNG/GIF/plots (default: <run>/predictions)")
     pr.add_argument("--num", type=int, default=4, help="forecaster: sequences per input to draw")
     pr.add_argument("--topk", type=int, default=5)
@@ -376,7 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--no-timeline", dest="timeline", action="store_false")
     pr.add_argument("--window", type=float, help="seconds of video per timeline clip")
     pr.add_argument("--attention", metavar="DIR",
-                    help="attention models: write per-video MP4 and GIF overlays of where the model looks into DIR")
+                    help="attention models: write per-video MP4 and GIF overlays of where the model looks into DIR; "
+                         "captioners: a PNG per input with the attention behind every word")
     pr.add_argument("--device", default="cpu")
 
     m = sub.add_parser("models", help="list registered models")

@@ -17,6 +17,7 @@ A config has these sections, each checked against the one place that defines it:
 ``classification``        :class:`vidrnn.tasks.classification.ClassificationSettings`
 ``forecasting``           :class:`vidrnn.tasks.forecasting.ForecastingSettings`
 ``language_modeling``     :class:`vidrnn.tasks.language_model.LanguageModelingSettings`
+``captioning``            :class:`vidrnn.tasks.captioning.CaptioningSettings`
 ========================  ==============================================================
 
 The model's task (registered with the builder) decides which ``data`` schema applies and
@@ -53,7 +54,7 @@ if TYPE_CHECKING:
 __all__ = ["load_config", "resolve_config", "apply_overrides", "find_config", "read_config_file", "shipped_configs",
            "config_summary", "dump_config", "merge", "RunSettings", "TRAINER_DEFAULTS", "SECTIONS"]
 
-TASK_SECTIONS = ("classification", "forecasting", "language_modeling")
+TASK_SECTIONS = ("classification", "forecasting", "language_modeling", "captioning")
 SECTIONS = ("seed", "model", "data", "optimizer", "trainer", "run") + TASK_SECTIONS
 DEFAULT_MODEL = "lrcn_tiny"
 
@@ -78,6 +79,7 @@ MODEL_RESERVED = {
                        "multilabel": "set from the data (multi-label sources)"},
     "forecasting": {"num_output": "set data.num_output instead"},
     "language_modeling": {"vocab_size": "set from the text's vocabulary"},
+    "captioning": {"vocab_size": "set from the training captions' vocabulary (data.min_count)"},
 }
 #: Trainer arguments that do not apply to a task, with what to use instead
 TRAINER_NOT_FOR = {
@@ -86,6 +88,10 @@ TRAINER_NOT_FOR = {
                              "use language_modeling.clip and language_modeling.clip_value",
         "gradient_clip_algorithm": "use language_modeling.clip (norm or value)",
         "accumulate_grad_batches": "not with truncated BPTT (each chunk is one optimiser step)",
+    },
+    "captioning": {
+        "gradient_clip_val": "captioners clip in the task: use captioning.clip (the global norm)",
+        "gradient_clip_algorithm": "captioners clip by global norm (captioning.clip)",
     },
 }
 
@@ -120,14 +126,17 @@ def _task_sections() -> dict[str, tuple]:
     """``task -> (data validator, task-section settings class)``."""
     from vidrnn.data.datamodule import validate_data_settings
     from vidrnn.data.forecast_datamodule import validate_forecast_data_settings
+    from vidrnn.data.caption_datamodule import validate_caption_data_settings
     from vidrnn.data.text import validate_text_data_settings
+    from vidrnn.tasks.captioning import CaptioningSettings
     from vidrnn.tasks.classification import ClassificationSettings
     from vidrnn.tasks.forecasting import ForecastingSettings
     from vidrnn.tasks.language_model import LanguageModelingSettings
 
     return {"classification": (validate_data_settings, ClassificationSettings),
             "forecasting": (validate_forecast_data_settings, ForecastingSettings),
-            "language_modeling": (validate_text_data_settings, LanguageModelingSettings)}
+            "language_modeling": (validate_text_data_settings, LanguageModelingSettings),
+            "captioning": (validate_caption_data_settings, CaptioningSettings)}
 
 
 def _trainer_signature():

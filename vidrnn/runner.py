@@ -3,7 +3,7 @@ checkpoint. What ``vidrnn fit``, ``vidrnn validate`` and ``vidrnn test`` call.
 
 A run directory (``runs/<name>/<timestamp>``, or ``run_dir``; an existing non-empty one is
 never overwritten, ``resume=True`` continues one) holds ``config.yaml`` (the resolved config),
-``classes.json`` (classifiers) or ``vocab.json`` (language models),
+``classes.json`` (classifiers) or ``vocab.json`` (language models and captioners),
 ``checkpoints/{best,last}.ckpt`` (written atomically through :class:`AtomicCheckpointIO`),
 ``logs/`` (CSV, and TensorBoard when installed; a resumed run logs into ``logs/resume<k>/``) and
 ``summary.json``. Everything that can be checked is checked before
@@ -118,9 +118,9 @@ def _undo_run_dir(run: Path, made: list[Path]) -> None:
 
 
 def build_datamodule(cfg: dict, vocab: list[str] | None = None, only: str | None = None):
-    """The data module of a resolved config: videos and labels, input/target sequences, or
-    text streams (encoded with ``vocab``, a trained language model's characters, when given;
-    ``only`` one split of the text, for evaluation).
+    """The data module of a resolved config: videos and labels, input/target sequences, text
+    streams or captioned images/videos (encoded with ``vocab``, a trained model's characters or
+    words, when given; ``only`` one split, for evaluation).
 
     Raises:
         ConfigError, FileNotFoundError: missing or inconsistent data settings or files.
@@ -134,6 +134,11 @@ def build_datamodule(cfg: dict, vocab: list[str] | None = None, only: str | None
         from vidrnn.data.text import TextDataModule, Vocabulary
 
         return TextDataModule(cfg["data"], vocab=Vocabulary(vocab) if vocab else None, only=only)
+    if task == "captioning":
+        from vidrnn.data.caption_datamodule import CaptionDataModule
+        from vidrnn.data.captions import CaptionVocabulary
+
+        return CaptionDataModule(cfg["data"], vocab=CaptionVocabulary(vocab) if vocab else None, only=only)
     from vidrnn.data.datamodule import VideoDataModule
 
     return VideoDataModule(cfg["data"])
@@ -153,6 +158,12 @@ def build_task(cfg: dict, datamodule, init_from: str | os.PathLike | None = None
 
         task = LanguageModelTask(name, model_cfg, datamodule.vocab.to_json(), optimizer=cfg["optimizer"],
                                  data=datamodule.settings, config=cfg, **cfg["language_modeling"])
+        classes = None
+    elif model_task(name) == "captioning":
+        from vidrnn.tasks.captioning import CaptioningTask
+
+        task = CaptioningTask(name, model_cfg, datamodule.vocab.to_json(), optimizer=cfg["optimizer"],
+                              data=datamodule.settings, config=cfg, **cfg["captioning"])
         classes = None
     elif model_task(name) == "forecasting":
         from vidrnn.tasks.forecasting import ForecastingTask
@@ -184,6 +195,8 @@ def build_task(cfg: dict, datamodule, init_from: str | os.PathLike | None = None
         check_compatible(ck, init_from, model_name=name, class_names=classes)
         if model_task(name) == "language_modeling" and ck["hyper_parameters"].get("vocab") != datamodule.vocab.to_json():
             raise CheckpointError(f"{init_from}: checkpoint has another vocabulary than the text")
+        if model_task(name) == "captioning" and ck["hyper_parameters"].get("caption_vocab") != datamodule.vocab.to_json():
+            raise CheckpointError(f"{init_from}: checkpoint has another word vocabulary than the captions")
         try:
             task.load_state_dict(ck["state_dict"])
         except RuntimeError as e:
@@ -210,7 +223,7 @@ def _trainer(cfg: dict, run_dir: Path, *, monitor: str | None):
         loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="logs", version=f"tensorboard{version}"))
     except ImportError:
         pass
-    mode = "max" if monitor and ("top1" in monitor or "mAP" in monitor) else "min"
+    mode = "max" if monitor and any(k in monitor for k in ("top1", "mAP", "bleu", "cider")) else "min"
     ckpt = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best", monitor=monitor, mode=mode,
                            save_last=True, save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False)
     try:
@@ -277,7 +290,7 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
             load_config(config, overrides)
     L.seed_everything(cfg["seed"], workers=True, verbose=False)
     kind = model_task(cfg["model"]["name"])
-    forecasting, language = kind == "forecasting", kind == "language_modeling"
+    forecasting, language, captioning = kind == "forecasting", kind == "language_modeling", kind == "captioning"
     dm = build_datamodule(cfg)
     task = build_task(cfg, dm, init_from)
     classes = dm.classes if kind == "classification" else None
@@ -287,6 +300,9 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
         if language and ck["hyper_parameters"].get("vocab") != dm.vocab.to_json():
             raise CheckpointError(f"{last}: the run was trained with another vocabulary than {cfg['data']['path']} gives "
                                   "(resume with the run's own data.path and data.max_chars)")
+        if captioning and ck["hyper_parameters"].get("caption_vocab") != dm.vocab.to_json():
+            raise CheckpointError(f"{last}: the run was trained with another word vocabulary than its data gives now "
+                                  "(resume with the run's own data settings)")
     run, made = (Path(run_dir), []) if resume else _make_run_dir(cfg, run_dir)
     started = None
     try:
@@ -296,6 +312,8 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
             monitor = "val/mse" if "val" in dm.splits else "train/loss"
         elif language:
             monitor = "val/loss" if "val" in dm.splits else "train/loss"
+        elif captioning:
+            monitor = "val/bleu4" if "val" in dm.splits else "train/loss"
         else:
             monitor = ("val/mAP" if dm.multilabel else "val/top1") if "val" in dm.splits else "train/loss"
         trainer = _trainer(cfg, run, monitor=monitor)
@@ -310,6 +328,9 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
             save_vocab(dm.vocab, run / "vocab.json")
             report(f"vidrnn fit: {cfg['model']['name']} ({n_all:,} parameters) on {dm.describe()}, "
                    f"{cfg['data']['batch_size']} streams x {cfg['data']['seq_len']} characters per batch")
+        elif captioning:
+            dm.vocab.save(run / "vocab.json")
+            report(f"vidrnn fit: {cfg['model']['name']} ({n_all:,} parameters, {n_train:,} trainable) on {dm.describe()}")
         else:
             write_json(run / "classes.json", {str(i): c for i, c in enumerate(dm.classes)})
             report(f"vidrnn fit: {cfg['model']['name']} ({n_all:,} parameters, {n_train:,} trainable) on "
@@ -323,7 +344,7 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
             _undo_run_dir(run, made)
         raise
     fit_s = time.time() - t0
-    unit = "sequences" if forecasting else "batches" if language else "videos"
+    unit = "sequences" if forecasting else "batches" if language else "items" if captioning else "videos"
     summary = {"model": cfg["model"]["name"], "parameters": n_all, "trainable_parameters": n_train,
                "classes": len(dm.classes) if classes else None, unit: sizes,
                "fit_seconds": round(fit_s, 1), "epochs": trainer.current_epoch, "run_dir": str(run),
@@ -343,6 +364,11 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
         summary["characters"] = {k: len(v) for k, v in dm.ids.items()}
         summary["vocab_size"] = len(dm.vocab)
         summary["language_model"] = task.last_eval
+    elif captioning:
+        summary["vocab_size"] = len(dm.vocab)
+        summary["captioning"] = task.last_eval
+        summary["missing_files"] = len(dm.missing)
+        summary["skipped"] = sorted(task.skipped)
     else:
         summary["skipped_videos"] = sorted(task.skipped_videos)
     write_json(run / "summary.json", summary)
@@ -362,7 +388,7 @@ def evaluate(checkpoint: str | os.PathLike, stage: str = "test", *, config: str 
 
     Returns:
         ``{"checkpoint", "model", "split", "size", "metrics", "per_lead_time" (forecasters) |
-        "language_model" (language models; size in characters) |
+        "language_model" (language models; size in characters) | "captioning" (captioners) |
         "skipped_videos" (classifiers), "data"}``.
 
     Raises:
@@ -381,12 +407,14 @@ def evaluate(checkpoint: str | os.PathLike, stage: str = "test", *, config: str 
         raise ConfigError(f"model.name: the checkpoint holds {hp['model_name']!r}, not {cfg['model']['name']!r}")
     kind = checkpoint_task(ck)
     part = "val" if stage == "validate" else "test"
-    dm = build_datamodule(cfg, vocab=hp.get("vocab"), only=part)
+    dm = build_datamodule(cfg, vocab=hp.get("caption_vocab") or hp.get("vocab"), only=part)
     if kind == "classification":
         check_compatible(ck, checkpoint, class_names=dm.classes)
     task = load_task(checkpoint, checkpoint=ck)
     if kind == "classification":
         task.use_cached_features(cfg["data"]["source"] == "features")
+    if kind == "captioning":  # decoding settings of this evaluation (e.g. captioning.beam_size=5)
+        task.set_decoding(**{k: cfg["captioning"][k] for k in ("beam_size", "max_length", "length_penalty")})
     if part not in dm.splits:
         raise ConfigError(f"the data config has no {part} split to {stage} on")
     run_dir = Path(checkpoint).resolve().parent.parent
@@ -402,6 +430,9 @@ def evaluate(checkpoint: str | os.PathLike, stage: str = "test", *, config: str 
     elif kind == "language_modeling":
         out["size"] = len(dm.ids[part])
         out["language_model"] = task.last_eval[part]
+    elif kind == "captioning":
+        out["captioning"] = task.last_eval.get(part, {})
+        out["skipped"] = sorted(task.skipped)
     else:
         out["skipped_videos"] = sorted(task.skipped_videos)
     return out

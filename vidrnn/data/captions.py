@@ -10,7 +10,10 @@ caption files people have.
   split): :func:`read_karpathy_split` (``dataset_coco.json``, ``dataset_flickr8k.json``,
   ``dataset_flickr30k.json`` with their image folder), :func:`read_coco_captions` (COCO
   ``captions_train2014.json`` / ``captions_val2014.json``), :func:`read_caption_list` (a JSON
-  list of ``{image_name, captions}``, e.g. ``captions/magic_mscoco_test_predictions.json``).
+  list of ``{image_name, captions}``, e.g. ``captions/magic_mscoco_test_predictions.json``);
+  for videos :func:`read_msvd_captions` (MSVD's ``AllVideoDescriptions.txt`` or ``MSR Video
+  Description Corpus.csv``) and :func:`read_msrvtt_captions` (MSR-VTT's
+  ``train_val_videodatainfo.json`` / ``videodatainfo_2017.json``).
   Items whose media file is missing are skipped and counted (``on_missing="skip"``) or make
   the reader fail naming the first of them (``"raise"``); an item without a non-empty caption
   is an error naming it.
@@ -20,109 +23,15 @@ from __future__ import annotations
 
 import json
 import os
-import re
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
-
-import torch
 
 from vidrnn.errors import DataError
-from vidrnn.io.files import write_text
+from vidrnn.io.captions import END, PAD, SPECIALS, START, UNK, CaptionVocabulary, tokenize
 
-__all__ = ["PAD", "START", "END", "UNK", "tokenize", "CaptionVocabulary", "CaptionItem", "CaptionSet",
-           "read_karpathy_split", "read_coco_captions", "read_caption_list"]
-
-PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
-SPECIALS = (PAD, START, END, UNK)
-
-
-def tokenize(caption: str) -> list[str]:
-    """Lower-case words and numbers of a caption (``"A man's red moped."`` -> ``["a", "man's",
-    "red", "moped"]``)."""
-    return re.findall(r"[a-z0-9]+(?:'[a-z]+)?", caption.lower())
-
-
-class CaptionVocabulary:
-    """Word <-> index, with ``<pad>`` = 0, ``<start>`` = 1, ``<end>`` = 2, ``<unk>`` = 3.
-
-    Args:
-        words: the words after the four special tokens, in index order.
-
-    Raises:
-        ValueError: a repeated word, or a special token among ``words``.
-    """
-
-    def __init__(self, words: Sequence[str]):
-        words = list(words)
-        if len(set(words)) != len(words) or set(words) & set(SPECIALS):
-            raise ValueError("vocabulary words must be distinct and not special tokens")
-        self.itos = list(SPECIALS) + words
-        self.stoi = {w: i for i, w in enumerate(self.itos)}
-        self.pad, self.start, self.end, self.unk = (self.stoi[s] for s in SPECIALS)
-
-    @classmethod
-    def build(cls, captions: Iterable[str], min_count: int = 1) -> "CaptionVocabulary":
-        """The words occurring at least ``min_count`` times in ``captions`` (most frequent first,
-        ties alphabetical); rarer words become ``<unk>``."""
-        if min_count < 1:
-            raise ValueError(f"min_count must be >= 1, got {min_count}")
-        counts = Counter(w for c in captions for w in tokenize(c))
-        if not counts:
-            raise DataError("captions: no words to build a vocabulary from")
-        return cls([w for w, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])) if n >= min_count])
-
-    def __len__(self) -> int:
-        return len(self.itos)
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, CaptionVocabulary) and self.itos == other.itos
-
-    def encode(self, caption: str, max_length: int | None = None) -> torch.Tensor:
-        """``[<start>, w_1, ..., w_n, <end>]`` as int64 (unknown words -> ``<unk>``; at most
-        ``max_length`` words kept).
-
-        Raises:
-            DataError: a caption without any word.
-        """
-        words = tokenize(caption)
-        if not words:
-            raise DataError(f"empty caption {caption!r}: no words")
-        words = words[:max_length] if max_length else words
-        return torch.tensor([self.start] + [self.stoi.get(w, self.unk) for w in words] + [self.end])
-
-    def decode(self, ids) -> str:
-        """Words up to the first ``<end>``, without ``<start>``/``<pad>``."""
-        out = []
-        for i in (ids.tolist() if isinstance(ids, torch.Tensor) else ids):
-            if int(i) == self.end:
-                break
-            if int(i) not in (self.start, self.pad):
-                out.append(self.itos[int(i)])
-        return " ".join(out)
-
-    def to_json(self) -> list[str]:
-        """The words after the special tokens (what the constructor takes)."""
-        return self.itos[len(SPECIALS):]
-
-    def save(self, path: str | os.PathLike) -> None:
-        """Write the vocabulary as a JSON list of words (atomically)."""
-        write_text(path, json.dumps({"specials": list(SPECIALS), "words": self.to_json()}, ensure_ascii=False))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "CaptionVocabulary":
-        """Read a vocabulary written by :meth:`save`.
-
-        Raises:
-            DataError: not such a file.
-        """
-        try:
-            data = json.loads(Path(path).read_text())
-            return cls(data["words"])
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise DataError(f"{path}: not a caption vocabulary ({e})") from None
-
+__all__ = ["PAD", "START", "END", "UNK", "SPECIALS", "tokenize", "CaptionVocabulary", "CaptionItem", "CaptionSet",
+           "read_karpathy_split", "read_coco_captions", "read_caption_list", "read_msvd_captions",
+           "read_msrvtt_captions"]
 
 @dataclass
 class CaptionItem:
@@ -233,4 +142,87 @@ def read_caption_list(path: str | os.PathLike, image_root: str | os.PathLike, *,
                              x["image_name"]) for x in data]
     except (KeyError, TypeError) as e:
         raise DataError(f"{path}: an entry lacks {e} (expected image_name and captions)") from None
+    return _finish(items, Path(path), on_missing)
+
+
+#: MSVD's standard split (Venugopalan et al. 2015, Yao et al. 2015): the first 1,200 clips for
+#: training, the next 100 for validation, the last 670 for testing, in the order of the corpus
+MSVD_SPLIT = (1200, 100, 670)
+VIDEO_EXTENSIONS = (".avi", ".mp4", ".mkv", ".webm", ".mov")
+
+
+def _find_video(root: Path, stem: str) -> Path:
+    for ext in VIDEO_EXTENSIONS:
+        if (root / (stem + ext)).is_file():
+            return root / (stem + ext)
+    return root / (stem + VIDEO_EXTENSIONS[0])  # missing: reported with this name
+
+
+def read_msvd_captions(path: str | os.PathLike, video_root: str | os.PathLike, *, on_missing: str = "skip",
+                       language: str = "English") -> CaptionSet:
+    """MSVD (the Microsoft Research Video Description Corpus, Chen & Dolan 2011) captions.
+
+    Two formats: ``AllVideoDescriptions.txt`` (lines ``<YouTubeID>_<start>_<end> <caption>``,
+    ``#`` comments) or ``MSR Video Description Corpus.csv`` (columns ``VideoID, Start, End,
+    ..., Language, Description``; only ``language`` rows kept). Videos are
+    ``video_root/<YouTubeID>_<start>_<end>.avi`` (or ``.mp4``, ...). Splits: the standard
+    1,200 / 100 / 670 clips in the order of first appearance (:data:`MSVD_SPLIT`).
+
+    Raises:
+        FileNotFoundError, DataError: as :func:`read_karpathy_split`.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"MSVD caption file not found: {p}")
+    try:
+        text = p.read_text(encoding="utf-8", errors="strict")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{p}: not a UTF-8 MSVD caption file ({e})") from None
+    caps: dict[str, list[str]] = {}
+    if p.suffix.lower() == ".csv":
+        import csv
+
+        rows = csv.DictReader(text.splitlines())
+        need = {"VideoID", "Start", "End", "Language", "Description"}
+        if not rows.fieldnames or not need <= set(rows.fieldnames):
+            raise DataError(f"{p}: expected MSVD's CSV columns {sorted(need)}, got {rows.fieldnames}")
+        for r in rows:
+            if r["Language"] == language:
+                caps.setdefault(f"{r['VideoID']}_{r['Start']}_{r['End']}", []).append(r["Description"] or "")
+    else:
+        for n, line in enumerate(text.splitlines(), 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            vid, _, caption = line.partition(" ")
+            if not caption:
+                raise DataError(f"{p}:{n}: expected '<video id> <caption>', got {line!r}")
+            caps.setdefault(vid, []).append(caption)
+    if not caps:
+        raise DataError(f"{p}: no captions found")
+    n_train, n_val, _ = MSVD_SPLIT
+    split = lambda k: "train" if k < n_train else "val" if k < n_train + n_val else "test"  # noqa: E731
+    items = [CaptionItem(_find_video(Path(video_root), vid), c, split(k), vid) for k, (vid, c) in enumerate(caps.items())]
+    return _finish(items, p, on_missing)
+
+
+def read_msrvtt_captions(path: str | os.PathLike, video_root: str | os.PathLike, *, on_missing: str = "skip") -> CaptionSet:
+    """MSR-VTT (Xu, Mei, Yao, Rui, CVPR 2016) captions: ``{"videos": [{"video_id", "split"}],
+    "sentences": [{"video_id", "caption"}]}`` (``train_val_videodatainfo.json``,
+    ``test_videodatainfo.json``, ``videodatainfo_2017.json``); videos are
+    ``video_root/<video_id>.mp4``; the split ``validate`` is val.
+
+    Raises:
+        FileNotFoundError, DataError: as :func:`read_karpathy_split`.
+    """
+    data = _load_json(path, "MSR-VTT caption file")
+    try:
+        splits = {v["video_id"]: v.get("split", "train") for v in data["videos"]}
+        caps: dict = {}
+        for x in data["sentences"]:
+            caps.setdefault(x["video_id"], []).append(x["caption"])
+    except (KeyError, TypeError) as e:
+        raise DataError(f"{path}: expected MSR-VTT's format (videos, sentences); missing {e}") from None
+    items = [CaptionItem(_find_video(Path(video_root), v), caps.get(v, []), "val" if sp == "validate" else sp, v)
+             for v, sp in splits.items()]
     return _finish(items, Path(path), on_missing)

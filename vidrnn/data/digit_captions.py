@@ -1,5 +1,5 @@
-"""Digit Scenes: an embedded image-captioning task (real handwriting, no download) in which the
-words depend on which digits are where.
+"""Digit Scenes and Digit Events: embedded image- and video-captioning tasks (real handwriting,
+no download) in which the words depend on which digits are where, and on what happens in which order.
 
 Each image shows 2-4 of scikit-learn's real handwritten digits (the pools of
 :mod:`vidrnn.data.digits`: train, val and test use disjoint handwriting) in distinct cells of a
@@ -15,6 +15,12 @@ paraphrases per image as references:
 
 A model that ignores where the digits are cannot say the places; one that ignores the order of
 words cannot say the relation. Images are a deterministic function of ``(seed, split, index)``.
+
+:class:`DigitEvents` are video clips of two events in turn, each by its own digit: a digit
+**moves** one cell left, right, up or down, **appears** in a cell or **leaves** a cell (it is
+there, then it is not). References: ``"a 5 moves left then a 2 appears at the top"``, ``"first a
+5 moves left , then a 2 appears at the top"`` and ``"a 2 appears at the top after a 5 moves
+left"``. Which event comes first is only visible in the order of the frames.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from torch.utils.data import Dataset
 
 from vidrnn.data.digits import _SPLITS, _split_digits
 
-__all__ = ["DigitScenes", "CELL_NAMES"]
+__all__ = ["DigitScenes", "DigitEvents", "CELL_NAMES", "scene_captions", "event_captions"]
 
 CELL_NAMES = ("top left", "top", "top right", "left", "middle", "right", "bottom left", "bottom", "bottom right")
 _COUNT = {2: "two", 3: "three", 4: "four"}
@@ -110,4 +116,105 @@ class DigitScenes(Dataset):
     def __getitem__(self, i: int) -> dict:
         if not 0 <= i < self.num_samples:
             raise IndexError(f"index {i} out of range for {self.num_samples} images")
+        return self.make(i)
+
+
+_MOVES = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0)}
+
+
+def _event_phrase(kind: str, digit: int, where: str) -> str:
+    if kind == "moves":
+        return f"a {digit} moves {where}"
+    if kind == "appears":
+        return f"a {digit} appears {_place(where)}"
+    return f"a {digit} leaves the {where}"
+
+
+def event_captions(events: list[tuple[str, int, str]]) -> list[str]:
+    """The reference captions of two events ``(kind, digit, direction or cell name)`` in order."""
+    first, second = (_event_phrase(*e) for e in events)
+    return [f"{first} then {second}", f"first {first} , then {second}", f"{second} after {first}"]
+
+
+class DigitEvents(Dataset):
+    """Clips of two events by two real handwritten digits, with grammar captions (see the module docstring).
+
+    Args:
+        split: ``"train"``, ``"val"`` or ``"test"`` (disjoint handwriting).
+        num_samples: clips in this split.
+        num_frames: T, frames per clip (even, >= 4): the first event happens in the first half,
+            the second in the second half.
+        size: frame side in pixels (S, a multiple of 3).
+        digit_size: side of each digit in pixels (at most S / 3).
+        seed: base seed; clip ``i`` is the same for the same ``(seed, split, i)``.
+
+    Items: ``{"video": float (T, 3, S, S) in [0, 1], "captions": [3 reference strings],
+    "events": [(kind, digit, where), ...], "index": i}``.
+
+    Raises:
+        ValueError: an unknown split or sizes that do not fit.
+    """
+
+    def __init__(self, split: str = "train", num_samples: int = 2000, *, num_frames: int = 8, size: int = 48,
+                 digit_size: int = 14, seed: int = 0):
+        if split not in _SPLITS:
+            raise ValueError(f"split={split!r}: expected one of {list(_SPLITS)}")
+        if size % 3 or digit_size > size // 3:
+            raise ValueError(f"size={size} must be a multiple of 3 with digit_size={digit_size} <= size / 3")
+        if num_frames < 4 or num_frames % 2:
+            raise ValueError(f"num_frames={num_frames}: expected an even number >= 4")
+        self.split, self.num_samples, self.num_frames = split, int(num_samples), int(num_frames)
+        self.size, self.digit_size, self.seed = size, digit_size, seed
+        self._digits, self._classes = _split_digits(split, digit_size)
+        self._split_id = list(_SPLITS).index(split)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def make(self, i: int) -> dict:
+        """Clip ``i`` with its captions (see the class docstring)."""
+        rng = np.random.default_rng([self.seed, 11, self._split_id, i])
+        T, S, D, cell = self.num_frames, self.size, self.digit_size, self.size // 3
+        half = T // 2
+        free = set(range(9))
+        events, tracks = [], []  # tracks: per digit, its top-left corner per frame or None (not shown)
+        for k in range(2):
+            kind = ("moves", "appears", "leaves")[int(rng.integers(3))]
+            p = int(rng.integers(len(self._digits)))
+            jitter = rng.integers(0, cell - D + 1, size=2)
+            lo, hi = k * half, (k + 1) * half
+            if kind == "moves":
+                options = [(c, d) for c in sorted(free) for d, (dy, dx) in _MOVES.items()
+                           if 0 <= c // 3 + dy < 3 and 0 <= c % 3 + dx < 3 and (c // 3 + dy) * 3 + c % 3 + dx in free]
+                c, d = options[int(rng.integers(len(options)))]
+                dy, dx = _MOVES[d]
+                target = (c // 3 + dy) * 3 + c % 3 + dx
+                free -= {c, target}
+                y0, x0 = (c // 3) * cell + jitter[0], (c % 3) * cell + jitter[1]
+                track = []
+                for t in range(T):
+                    f = min(max((t - lo) / (hi - 1 - lo), 0.0), 1.0)  # 0 before the event, 1 after
+                    track.append((int(round(y0 + f * dy * cell)), int(round(x0 + f * dx * cell))))
+                where = d
+            else:
+                c = sorted(free)[int(rng.integers(len(free)))]
+                free.discard(c)
+                yx = ((c // 3) * cell + int(jitter[0]), (c % 3) * cell + int(jitter[1]))
+                switch = lo + half // 2  # the frame at which it appears / from which it is gone
+                track = [yx if (t >= switch) == (kind == "appears") else None for t in range(T)]
+                where = CELL_NAMES[c]
+            colour = torch.from_numpy(rng.uniform(0.5, 1.0, size=3).astype(np.float32))
+            tracks.append((self._digits[p][None] * colour[:, None, None], track))
+            events.append((kind, int(self._classes[p]), where))
+        video = torch.zeros(T, 3, S, S)
+        for sprite, track in tracks:
+            for t, yx in enumerate(track):
+                if yx is not None:
+                    y, x = yx
+                    video[t, :, y:y + D, x:x + D] = torch.maximum(video[t, :, y:y + D, x:x + D], sprite)
+        return {"video": video, "captions": event_captions(events), "events": events, "index": i}
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < self.num_samples:
+            raise IndexError(f"index {i} out of range for {self.num_samples} clips")
         return self.make(i)

@@ -38,17 +38,20 @@ def read_checkpoint(path: str | os.PathLike) -> dict:
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None
     if not hp or "model_name" not in hp or "state_dict" not in ckpt:
         raise CheckpointError(f"{path}: not a vidrnn checkpoint (no model name or state_dict)")
-    if "class_names" not in hp and "scheduled_sampling" not in hp and "vocab" not in hp:
+    if not {"class_names", "scheduled_sampling", "vocab", "caption_vocab"} & set(hp):
         raise CheckpointError(f"{path}: not a vidrnn checkpoint (neither a classifier's class names, a "
                               "forecaster's settings nor a language model's vocabulary)")
     return ckpt
 
 
 def checkpoint_task(ckpt: dict) -> str:
-    """``"classification"``, ``"forecasting"`` or ``"language_modeling"``: what the checkpoint's model does."""
+    """``"classification"``, ``"forecasting"``, ``"language_modeling"`` or ``"captioning"``: what the
+    checkpoint's model does."""
     hp = ckpt["hyper_parameters"]
     if "class_names" in hp:
         return "classification"
+    if "caption_vocab" in hp:
+        return "captioning"
     return "language_modeling" if "vocab" in hp else "forecasting"
 
 
@@ -77,7 +80,8 @@ class ModelInfo:
         kwargs: its builder arguments (without those that come from the data).
         task: ``"classification"``, ``"forecasting"`` or ``"language_modeling"``.
         class_names: the K labels in index order (classifiers), else None.
-        vocab: the characters in index order (language models), else None.
+        vocab: the characters in index order (language models), the words after the special
+            tokens (captioners: :class:`vidrnn.data.captions.CaptionVocabulary`), else None.
         multilabel: independent sigmoid outputs (multi-label classifiers).
         data: the input settings: decode size, test-time sampler and transform (classifiers);
             ``num_input``, ``num_output``, ``kind`` and the Z-R pair (forecasters).
@@ -106,7 +110,7 @@ def _without_pretrained(model_kwargs: dict) -> dict:
 
 
 def _model_from(ckpt: dict, path) -> tuple[torch.nn.Module, ModelInfo]:
-    from vidrnn.tasks.build import build_classifier, build_forecaster, build_language_model
+    from vidrnn.tasks.build import build_captioner, build_classifier, build_forecaster, build_language_model
 
     hp = ckpt["hyper_parameters"]
     task = checkpoint_task(ckpt)
@@ -118,6 +122,10 @@ def _model_from(ckpt: dict, path) -> tuple[torch.nn.Module, ModelInfo]:
                                      multilabel=bool(hp.get("multilabel")))
         elif task == "language_modeling":
             model = build_language_model(hp["model_name"], kwargs, len(hp["vocab"]))
+        elif task == "captioning":
+            from vidrnn.io.captions import SPECIALS
+
+            model = build_captioner(hp["model_name"], _without_pretrained(kwargs), len(SPECIALS) + len(hp["caption_vocab"]))
         else:
             model = build_forecaster(hp["model_name"], kwargs, data.get("num_output"))
         state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
@@ -126,7 +134,8 @@ def _model_from(ckpt: dict, path) -> tuple[torch.nn.Module, ModelInfo]:
         raise CheckpointError(f"{path}: the weights do not fit model {hp['model_name']!r}: {e}") from e
     info = ModelInfo(name=hp["model_name"], kwargs=kwargs, task=task, class_names=list(hp.get("class_names") or []) or None,
                      multilabel=bool(hp.get("multilabel")), data=data, config=dict(hp.get("config") or {}),
-                     checkpoint=str(path), vocab=list(hp["vocab"]) if task == "language_modeling" else None)
+                     checkpoint=str(path), vocab=list(hp["vocab"]) if task == "language_modeling" else
+                     list(hp["caption_vocab"]) if task == "captioning" else None)
     return model, info
 
 
@@ -183,6 +192,10 @@ def load_task(path: str | os.PathLike, *, map_location: str | torch.device = "cp
         from vidrnn.tasks.forecasting import ForecastingTask as Task
     elif checkpoint_task(ckpt) == "language_modeling":
         from vidrnn.tasks.language_model import LanguageModelTask as Task
+    elif checkpoint_task(ckpt) == "captioning":
+        from vidrnn.tasks.captioning import CaptioningTask as Task
+
+        hp["model_kwargs"] = _without_pretrained(hp.get("model_kwargs") or {})
     else:
         from vidrnn.tasks.classification import ClassificationTask as Task
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import sys
 from typing import Hashable, Mapping, Sequence
 
 from vidrnn.errors import DataError
@@ -85,7 +87,7 @@ def caption_metrics(references: Mapping[Hashable, Sequence[str]], predictions: M
     keys = {k: i for i, k in enumerate(references)}  # the scorers sort ids: plain ints are safe
     gts = {keys[k]: [{"caption": r} for r in refs] for k, refs in references.items()}
     res = {keys[k]: [{"caption": predictions[k]}] for k in references}
-    with contextlib.redirect_stdout(io.StringIO()):  # the scorers print their internals
+    with contextlib.redirect_stdout(io.StringIO()), _quiet_stderr():  # the scorers (and Java) print their internals
         tok = PTBTokenizer()
         gts, res = tok.tokenize(gts), tok.tokenize(res)
         out: dict[str, float] = {}
@@ -96,6 +98,25 @@ def caption_metrics(references: Mapping[Hashable, Sequence[str]], predictions: M
             if name in metrics:
                 out[name] = float(scorer().compute_score(gts, res)[0])
     return {m: out[m] for m in metrics}
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """File descriptor 2 sent to /dev/null (the PTB tokenizer's Java process writes there)."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # no real stderr (e.g. captured): nothing to silence
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(fd)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), fd)
+            yield
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
 
 
 def _torchmetrics_bleu(references, predictions, metrics) -> dict[str, float]:

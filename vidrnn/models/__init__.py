@@ -7,11 +7,13 @@
 * :mod:`~vidrnn.models.gru_rcn` -- GRU-RCN and ConvLSTM classifiers over CNN maps (Ballas et al. 2016)
 * :mod:`~vidrnn.models.encoder_forecaster` -- ConvLSTM/ConvGRU/TrajGRU/FC-LSTM encoder-forecasters (Shi et al. 2015, 2017)
 * :mod:`~vidrnn.models.char_lm` -- character-level RNN/LSTM/GRU language models (char-rnn; Karpathy et al. 2015)
-* :mod:`~vidrnn.models.show_attend_tell` -- Show, Attend and Tell image captioning, soft attention (Xu et al. 2015)
+* :mod:`~vidrnn.models.show_attend_tell` -- Show, Attend and Tell image captioning, soft and hard attention (Xu et al. 2015)
+* :mod:`~vidrnn.models.captioners` -- the captioner base, Show and Tell (baseline), S2VT and a temporal-attention video captioner
 * :mod:`~vidrnn.models.extrapolation` -- persistence and pysteps extrapolation baselines for nowcasting
 """
 
 from vidrnn.models.base import ClassifierOutput
+from vidrnn.models.captioners import S2VT, ShowAndTell, TemporalAttentionCaptioner
 from vidrnn.models.char_lm import CharLM
 from vidrnn.models.encoder_forecaster import EncoderForecaster
 from vidrnn.models.gru_rcn import ConvRNNClassifier
@@ -24,4 +26,5 @@ from vidrnn.models.temporal_attention import TemporalAttentionLSTM
 
 __all__ = ["ClassifierOutput", "LRCN", "DeepLSTM", "ConvPooling", "LatePooling", "SlowPooling", "LocalPooling",
            "TimeDomainConv", "AveragePooling", "EncoderForecaster", "SpatialAttentionLSTM", "TemporalAttentionLSTM",
-           "ConvRNNClassifier", "CharLM", "ShowAttendTell"]
+           "ConvRNNClassifier", "CharLM", "ShowAttendTell",
+           "ShowAndTell", "S2VT", "TemporalAttentionCaptioner"]

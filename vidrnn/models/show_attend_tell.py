@@ -1,6 +1,6 @@
 """Show, Attend and Tell (Xu, Ba, Kiros, Cho, Courville, Salakhutdinov, Zemel, Bengio, ICML 2015,
 arXiv:1502.03044): an image captioner whose LSTM decoder attends over the regions of a CNN's
-last convolutional map. Soft (deterministic) attention; hard attention is still to come.
+last convolutional map, with soft (deterministic) or hard (stochastic) attention.
 
 * Annotations ``a_1..a_L``: the frame encoder's last map ``(C, h, w)`` as ``L = h w`` vectors of
   size ``D = C`` (any :class:`~vidrnn.layers.encoders.FrameEncoder`: EfficientNet-Lite0, timm,
@@ -8,9 +8,16 @@ last convolutional map. Soft (deterministic) attention; hard attention is still 
 * Initial state: ``h_0 = tanh(f_init_h(mean_i a_i))``, ``c_0 = tanh(f_init_c(mean_i a_i))``
   (the paper's MLPs as one linear layer each; tanh keeps the state in the LSTM's range).
 * Attention: ``e_{t,i} = f_att(a_i, h_{t-1})``, the MLP ``v^T tanh(W h + U a_i)``
-  (:class:`~vidrnn.layers.attention.AdditiveAttention`), ``alpha_t = softmax(e_t)``,
-  ``z_t = beta_t sum_i alpha_{t,i} a_i`` with the gating scalar ``beta_t = sigma(f_beta(h_{t-1}))``
-  (their section 4.2.1).
+  (:class:`~vidrnn.layers.attention.AdditiveAttention`), ``alpha_t = softmax(e_t)``.
+  Soft: ``z_t = beta_t sum_i alpha_{t,i} a_i`` with the gating scalar
+  ``beta_t = sigma(f_beta(h_{t-1}))`` (their section 4.2.1). Hard (``attention="hard"``, in
+  training): one region ``s_t ~ Multinoulli(alpha_t)`` per word, ``z_t = beta_t a_{s_t}``, trained
+  with REINFORCE (:mod:`vidrnn.layers.reinforce`, the estimator of the spatial-attention
+  classifier): reward the caption's log-likelihood, a moving-average baseline (decay 0.9), an
+  entropy bonus (``entropy_weight``) and, with probability ``soft_prob`` per word (0.5 in the
+  paper's section 4.1), the soft expectation instead of a sample. At evaluation hard attention
+  uses the expectation, as soft attention does (deviation: the paper samples or takes the
+  expectation; the expectation is deterministic, so beam search is well defined).
 * Decoder: ``(h_t, c_t) = LSTM([E y_{t-1}; z_t], (h_{t-1}, c_{t-1}))``; the deep output layer
   ``p(y_t) ∝ exp(L_o(E y_{t-1} + L_h h_t + L_z z_t))`` (their eq. 7) with dropout before ``L_o``.
 * The doubly stochastic regulariser ``lambda sum_i (1 - sum_t alpha_{t,i})^2`` (eq. 14,
@@ -22,48 +29,23 @@ Deviation: the paper's ``f_init`` are MLPs with a hidden layer; here one linear 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 import torch.nn as nn
 
 from vidrnn.layers.attention import AdditiveAttention
-from vidrnn.layers.decoding import beam_search, greedy_decode
 from vidrnn.layers.encoders import FrameEncoder
+from vidrnn.layers.reinforce import PolicyTerms, RewardBaseline
 from vidrnn.models.base import TINY_MAP_ENCODER, EncoderSpec, Trainable, build_encoder
+from vidrnn.models.captioners import CaptionOutput, Captioner, caption_attention_penalty
 from vidrnn.registry import register_model
 
 __all__ = ["CaptionOutput", "ShowAttendTell", "caption_attention_penalty"]
 
 
-@dataclass
-class CaptionOutput:
-    """What a captioner returns under teacher forcing.
-
-    Attributes:
-        logits: ``(B, T - 1, V)``, the prediction of token ``t + 1`` from tokens ``<= t``.
-        attention: ``(B, T - 1, L)`` weights over the ``L`` regions (rows sum to 1).
-        aux_losses: named losses to add to the cross-entropy (the attention penalty), each a scalar.
-    """
-
-    logits: torch.Tensor
-    attention: torch.Tensor | None = None
-    aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-def caption_attention_penalty(weights: torch.Tensor, step_mask: torch.Tensor | None = None) -> torch.Tensor:
-    """``sum_i (1 - sum_t alpha_{t,i})^2`` per caption, over the real steps (Xu et al. eq. 14).
-
-    Shape:
-        weights ``(B, T, L)``, step_mask ``(B, T)`` bool (True: a real step) -> ``(B,)``.
-    """
-    if step_mask is not None:
-        weights = weights * step_mask[..., None].to(weights.dtype)
-    return (1.0 - weights.sum(dim=1)).square().sum(dim=-1)
-
-
-class ShowAttendTell(nn.Module):
-    """Soft-attention image captioner (see the module docstring).
+class ShowAttendTell(Captioner):
+    """Soft- or hard-attention image captioner (see the module docstring).
 
     Args:
         encoder: the CNN giving the annotation map.
@@ -74,20 +56,32 @@ class ShowAttendTell(nn.Module):
         attention_dim: hidden size of ``f_att``.
         dropout: before the deep output layer.
         penalty: lambda of the doubly stochastic regulariser (0: off).
+        attention: ``"soft"`` or ``"hard"``.
+        soft_prob: hard attention: probability of the soft expectation instead of a sample, per word.
+        entropy_weight: hard attention: weight of the entropy bonus.
+        baseline_decay: hard attention: decay of the moving-average reward baseline.
         pad: the padding index (its embedding is zero and it is ignored by the penalty).
 
     Shape:
         ``forward(images (B, 3, H, W) in [0, 1], captions (B, T) int64 starting with <start>)``
-        -> :class:`CaptionOutput`; ``generate(images, start=, end=, beam_size=, max_length=)`` ->
-        ``(tokens (B, L), score (B,))``.
+        -> :class:`CaptionOutput` with ``attention (B, T - 1, L)``; ``generate(images, start=,
+        end=, beam_size=, max_length=)`` -> ``(tokens (B, n), score (B,))``.
     """
 
+    media = "image"
+    attends_to = "regions"
+
     def __init__(self, encoder: FrameEncoder, vocab_size: int, *, embed_dim: int = 512, hidden_size: int = 512,
-                 attention_dim: int = 512, dropout: float = 0.5, penalty: float = 1.0, pad: int = 0):
-        super().__init__()
-        if vocab_size < 5:
-            raise ValueError(f"vocab_size must cover the 4 special tokens and a word, got {vocab_size}")
-        self.encoder, self.vocab_size, self.pad, self.penalty = encoder, vocab_size, pad, float(penalty)
+                 attention_dim: int = 512, dropout: float = 0.5, penalty: float = 1.0,
+                 attention: Literal["soft", "hard"] = "soft", soft_prob: float = 0.5, entropy_weight: float = 0.01,
+                 baseline_decay: float = 0.9, pad: int = 0):
+        super().__init__(vocab_size, pad)
+        if attention not in ("soft", "hard"):
+            raise ValueError(f"attention={attention!r}: expected 'soft' or 'hard'")
+        if not 0.0 <= soft_prob <= 1.0:
+            raise ValueError(f"soft_prob must be in [0, 1], got {soft_prob}")
+        self.encoder, self.penalty = encoder, float(penalty)
+        self.attention_kind, self.soft_prob, self.entropy_weight = attention, float(soft_prob), float(entropy_weight)
         D = encoder.map_channels
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=pad)
         self.init_h = nn.Linear(D, hidden_size)
@@ -99,6 +93,7 @@ class ShowAttendTell(nn.Module):
         self.L_z = nn.Linear(D, embed_dim)
         self.L_o = nn.Linear(embed_dim, vocab_size)
         self.dropout = nn.Dropout(dropout)
+        self.reward_baseline = RewardBaseline(baseline_decay)
 
     def annotations(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` -> the region vectors ``a (B, L, D)``.
@@ -106,71 +101,68 @@ class ShowAttendTell(nn.Module):
         Raises:
             ValueError: not a batch of RGB images.
         """
-        if images.dim() != 4 or images.shape[1] != 3:
-            raise ValueError(f"images must be (B, 3, H, W) RGB in [0, 1], got shape {tuple(images.shape)}")
+        self.check_media(images)
         return self.encoder.forward_spatial(images[:, None])[:, 0]
 
-    def initial_state(self, a: torch.Tensor):
-        """The decoder state ``(h_0, c_0, a, U a)`` for annotations ``a (B, L, D)`` (every entry's
+    def initial_state(self, images: torch.Tensor):
+        """The decoder state ``(h_0, c_0, a, U a)`` for images ``(B, 3, H, W)`` (every entry's
         first dimension is B, so beam search can reorder it)."""
+        a = self.annotations(images)
         mean = a.mean(dim=1)
         return torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean)), a, self.attention.project_keys(a)
 
     def _step(self, tokens: torch.Tensor, state):
         h, c, a, ua = state
         context, alpha = self.attention(h, a, projected_keys=ua)  # (B, D), (B, L)
+        extras = {"alpha": alpha}
+        if self.attention_kind == "hard" and self.training:
+            dist = torch.distributions.Categorical(probs=alpha)
+            s = dist.sample()  # (B,) one region per word
+            use_soft = torch.rand(s.shape, device=s.device) < self.soft_prob
+            sampled = a[torch.arange(a.shape[0], device=a.device), s]
+            context = torch.where(use_soft[:, None], context, sampled)
+            extras["log_prob"] = torch.where(use_soft, torch.zeros_like(alpha[:, 0]), dist.log_prob(s))
+            extras["entropy"] = dist.entropy()
         z = torch.sigmoid(self.f_beta(h)) * context
         e = self.embed(tokens)
         h, c = self.lstm(torch.cat([e, z], dim=-1), (h, c))
         logits = self.L_o(self.dropout(e + self.L_h(h) + self.L_z(z)))
-        return logits, (h, c, a, ua), alpha
+        return logits, (h, c, a, ua), extras
 
-    def forward(self, images: torch.Tensor, captions: torch.Tensor) -> CaptionOutput:
-        a = self.annotations(images)
-        state = self.initial_state(a)
-        logits, alphas = [], []
-        for t in range(captions.shape[1] - 1):  # teacher forcing: the true previous word
-            out, state, alpha = self._step(captions[:, t], state)
-            logits.append(out)
-            alphas.append(alpha)
-        logits, alphas = torch.stack(logits, 1), torch.stack(alphas, 1)
-        aux = {}
-        if self.penalty:
-            real = captions[:, 1:] != self.pad  # the steps that predict a real token
-            aux["attention_penalty"] = self.penalty * caption_attention_penalty(alphas, real).mean()
-        return CaptionOutput(logits, alphas, aux)
+    def aux_losses(self, attention, captions):
+        if not self.penalty:
+            return {}
+        real = captions[:, 1:] != self.pad  # the steps that predict a real token
+        return {"attention_penalty": self.penalty * caption_attention_penalty(attention, real).mean()}
 
-    def decode_step(self, tokens: torch.Tensor, state):
-        """One decoding step for :mod:`vidrnn.layers.decoding`: ``(log_probs (N, V), state)``."""
-        logits, state, _ = self._step(tokens, state)
-        return torch.log_softmax(logits.float(), dim=-1), state
+    def policy(self, log_prob, entropy):
+        return PolicyTerms(log_prob, entropy, self.entropy_weight, self.reward_baseline)
 
-    @torch.no_grad()
-    def generate(self, images: torch.Tensor, *, start: int, end: int, beam_size: int = 1, max_length: int = 20,
-                 length_penalty: float = 1.0):
-        """Captions by greedy decoding (``beam_size=1``) or beam search: ``(tokens (B, L), score (B,))``."""
-        state = self.initial_state(self.annotations(images))
-        if beam_size == 1:
-            return greedy_decode(self.decode_step, state, images.shape[0], start=start, end=end,
-                                 max_length=max_length, pad=self.pad)
-        return beam_search(self.decode_step, state, images.shape[0], start=start, end=end, max_length=max_length,
-                           beam_size=beam_size, length_penalty=length_penalty, pad=self.pad)
+
+Attention = Literal["soft", "hard"]
 
 
 @register_model(task="captioning")
 def show_attend_tell(vocab_size: int, *, encoder: EncoderSpec = "efficientnet_lite0", pretrained: bool = True,
-                     trainable: Trainable = "none", embed_dim: int = 512, hidden_size: int = 512,
-                     attention_dim: int = 512, dropout: float = 0.5, penalty: float = 1.0) -> ShowAttendTell:
-    """Show, Attend and Tell, soft attention (Xu et al. 2015), EfficientNet-Lite0 regions"""
+                     trainable: Trainable = "none", attention: Attention = "soft", embed_dim: int = 512,
+                     hidden_size: int = 512, attention_dim: int = 512, dropout: float = 0.5, penalty: float = 1.0,
+                     soft_prob: float = 0.5, entropy_weight: float = 0.01,
+                     baseline_decay: float = 0.9) -> ShowAttendTell:
+    """Show, Attend and Tell, soft or hard attention (Xu et al. 2015), EfficientNet-Lite0 regions"""
     return ShowAttendTell(build_encoder(encoder, pretrained, trainable), vocab_size, embed_dim=embed_dim,
-                          hidden_size=hidden_size, attention_dim=attention_dim, dropout=dropout, penalty=penalty)
+                          hidden_size=hidden_size, attention_dim=attention_dim, dropout=dropout, penalty=penalty,
+                          attention=attention, soft_prob=soft_prob, entropy_weight=entropy_weight,
+                          baseline_decay=baseline_decay)
 
 
 @register_model(task="captioning")
 def show_attend_tell_tiny(vocab_size: int, *, encoder: EncoderSpec = None, pretrained: bool = False,
-                          trainable: Trainable = "all", embed_dim: int = 32, hidden_size: int = 64,
-                          attention_dim: int = 32, dropout: float = 0.0, penalty: float = 1.0) -> ShowAttendTell:
-    """Show, Attend and Tell, soft attention, with the tiny CNN (4x4 regions) for tests"""
+                          trainable: Trainable = "all", attention: Attention = "soft", embed_dim: int = 32,
+                          hidden_size: int = 64, attention_dim: int = 32, dropout: float = 0.0, penalty: float = 1.0,
+                          soft_prob: float = 0.5, entropy_weight: float = 0.01,
+                          baseline_decay: float = 0.9) -> ShowAttendTell:
+    """Show, Attend and Tell, soft or hard attention, with the tiny CNN (4x4 regions) for tests"""
     return ShowAttendTell(build_encoder(encoder, pretrained, trainable, TINY_MAP_ENCODER), vocab_size,
                           embed_dim=embed_dim, hidden_size=hidden_size, attention_dim=attention_dim, dropout=dropout,
-                          penalty=penalty)
+                          penalty=penalty, attention=attention, soft_prob=soft_prob, entropy_weight=entropy_weight,
+                          baseline_decay=baseline_decay)

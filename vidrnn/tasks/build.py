@@ -4,7 +4,7 @@ needs no Lightning).
 
 The task sets the arguments that come from the data: a classifier's ``num_classes`` (and
 ``multilabel`` for multi-hot labels), a forecaster's ``num_output``, a language model's
-``vocab_size``.
+``vocab_size`` (characters), a captioner's ``vocab_size`` (words).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import torch.nn as nn
 
 from vidrnn.registry import create_model, get_model_builder
 
-__all__ = ["build_classifier", "build_forecaster", "build_language_model", "accepts"]
+__all__ = ["build_classifier", "build_forecaster", "build_language_model", "build_captioner", "accepts"]
 
 
 def accepts(model_name: str, argument: str) -> bool:
@@ -59,6 +59,15 @@ def build_forecaster(model_name: str, model_kwargs: dict | None, num_output: int
 
 def build_language_model(model_name: str, model_kwargs: dict | None, vocab_size: int) -> nn.Module:
     """The language model ``model_name`` over a vocabulary of ``vocab_size`` characters.
+
+    Raises:
+        ValueError: unknown model.
+    """
+    return create_model(model_name, vocab_size=int(vocab_size), **dict(model_kwargs or {}))
+
+
+def build_captioner(model_name: str, model_kwargs: dict | None, vocab_size: int) -> nn.Module:
+    """The captioner ``model_name`` over a vocabulary of ``vocab_size`` words (special tokens included).
 
     Raises:
         ValueError: unknown model.
