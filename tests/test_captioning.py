@@ -253,3 +253,30 @@ def test_show_attend_tell_on_the_twelve_coco_images(shared_data, tmp_path, capsy
     capsys.readouterr()
     assert main(["predict", str(run / "checkpoints" / "best.ckpt"), *map(str, images[:2]), "--beam", "3"]) == 0
     assert capsys.readouterr().out.count("COCO_val2014_") == 2
+
+
+def test_video_captioner_trains_from_a_feature_cache_and_captions_raw_video(tmp_path, capsys):
+    """MSVD-format captions over real-digit clips: features cached once, S2VT trained on the cache,
+    its checkpoint captions the raw video with the cache's encoder."""
+    from vidrnn.io.write import write_mp4
+
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    lines = []
+    for i in range(6):
+        item = DigitEvents("train", 6)[i]
+        write_mp4(item["video"].permute(0, 2, 3, 1), videos / f"clip{i}_0_1.mp4", fps=8)
+        lines += [f"clip{i}_0_1 {c}" for c in item["captions"]]
+    (tmp_path / "AllVideoDescriptions.txt").write_text("\n".join(lines) + "\n")
+    cache = tmp_path / "cache"
+    assert main(["extract-features", *map(str, sorted(videos.glob("*.mp4"))), "--out", str(cache), "--encoder", "tiny",
+                 "--fps", "8", "--size", "48", "--decode-size", "48"]) == 0
+    run = tmp_path / "run"
+    assert main(["fit", "model.name=s2vt_tiny", "data.source=msvd", f"data.captions={tmp_path / 'AllVideoDescriptions.txt'}",
+                 f"data.root={videos}", f"data.features={cache}", "data.memorise=true", "data.image_size=48",
+                 "trainer.max_epochs=1", "--run-dir", str(run)]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(run / "checkpoints" / "best.ckpt"), str(videos / "clip0_0_1.mp4")]) == 0
+    assert "clip0_0_1.mp4:" in capsys.readouterr().out
+    assert main(["fit", "model.name=s2vt_tiny", "data.source=digit_events", f"data.features={cache}"]) == 2
+    assert "feature cache serves video files" in capsys.readouterr().err

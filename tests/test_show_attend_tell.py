@@ -73,3 +73,15 @@ def test_gradients_reach_the_encoder_attention_and_decoder(model):
     for name in ("encoder.trunk", "attention.W", "f_beta", "lstm", "L_o", "init_h"):
         grads = [p.grad for n, p in m.named_parameters() if n.startswith(name)]
         assert grads and all(g is not None and torch.isfinite(g).all() for g in grads), name
+
+
+def test_model_penalty_is_per_caption_over_its_real_steps(model):
+    """lambda sum_i (1 - sum_t alpha_ti)^2 of each caption's real steps, divided by their number
+    (the paper's balance against a summed NLL, for the task's per-token mean), averaged."""
+    images = torch.rand(2, 3, 32, 32)
+    captions = torch.tensor([[START, 5, 6, END], [START, 8, END, PAD]])
+    out = model(images, captions)
+    a = out.attention
+    first = (1 - a[0, :3].sum(0)).square().sum() / 3
+    second = (1 - a[1, :2].sum(0)).square().sum() / 2
+    torch.testing.assert_close(out.aux_losses["attention_penalty"], model.penalty * (first + second) / 2)

@@ -144,6 +144,16 @@ def build_datamodule(cfg: dict, vocab: list[str] | None = None, only: str | None
     return VideoDataModule(cfg["data"])
 
 
+def _cache_encoder(cache: str, model_cfg: dict) -> dict:
+    """Point ``model_cfg`` at the encoder a feature cache was made with (so the checkpoint can
+    later caption or label raw video) and return that encoder's weights."""
+    from vidrnn.data.features import load_cache_meta
+
+    meta = load_cache_meta(cache)
+    model_cfg.update(encoder=meta["encoder"], pretrained=False, trainable="none")
+    return torch.load(Path(cache) / "encoder.pt", map_location="cpu", weights_only=True)
+
+
 def build_task(cfg: dict, datamodule, init_from: str | os.PathLike | None = None):
     """The Lightning task of a resolved config and its data module, optionally initialised
     from the weights of a checkpoint of the same model (and classes).
@@ -162,8 +172,12 @@ def build_task(cfg: dict, datamodule, init_from: str | os.PathLike | None = None
     elif model_task(name) == "captioning":
         from vidrnn.tasks.captioning import CaptioningTask
 
+        cache = cfg["data"]["features"]
+        encoder_state = _cache_encoder(cache, model_cfg) if cache else None
         task = CaptioningTask(name, model_cfg, datamodule.vocab.to_json(), optimizer=cfg["optimizer"],
                               data=datamodule.settings, config=cfg, **cfg["captioning"])
+        if encoder_state is not None:
+            task.model.encoder.load_state_dict(encoder_state)
         classes = None
     elif model_task(name) == "forecasting":
         from vidrnn.tasks.forecasting import ForecastingTask
@@ -177,12 +191,7 @@ def build_task(cfg: dict, datamodule, init_from: str | os.PathLike | None = None
 
         encoder_state = None
         if cfg["data"]["source"] == "features":  # the cache's encoder, so the checkpoint can predict from video
-            from vidrnn.data.features import load_cache_meta
-
-            meta = load_cache_meta(cfg["data"]["cache"])
-            model_cfg.update(encoder=meta["encoder"], pretrained=False, trainable="none")
-            encoder_state = torch.load(Path(cfg["data"]["cache"]) / "encoder.pt", map_location="cpu",
-                                       weights_only=True)
+            encoder_state = _cache_encoder(cfg["data"]["cache"], model_cfg)
         task = ClassificationTask(name, model_cfg, datamodule.classes, optimizer=cfg["optimizer"],
                                   data=datamodule.settings, config=cfg,
                                   label_smoothing=cfg["classification"]["label_smoothing"],

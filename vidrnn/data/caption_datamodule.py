@@ -65,6 +65,10 @@ class CaptionDataSettings:
         num_frames: videos: frames per clip (embedded clips: even; files: spread uniformly).
         val_fraction, test_fraction: files without splits: the parts kept for val and test.
         memorise: every item in train, val and test (a memorisation check, not a result).
+        features: video sources read from files: a feature cache of the videos (``vidrnn
+            extract-features VIDEO... --out DIR``); clips are ``num_frames`` cached frame
+            features spread uniformly, and the model gets the cache's encoder (so its
+            checkpoint still captions raw video).
         min_count: words seen fewer times in the training captions become ``<unk>``.
         max_length: words kept per training caption.
         batch_size: training batch size; eval_batch_size: validation and test.
@@ -85,6 +89,7 @@ class CaptionDataSettings:
     val_fraction: float = 0.05
     test_fraction: float = 0.05
     memorise: bool = False
+    features: str | None = None
     min_count: int = 1
     max_length: int = 20
     batch_size: int = 32
@@ -116,7 +121,10 @@ def validate_caption_data_settings(given: dict | None, where: str = "data") -> d
             raise ConfigError(f"{where}.size: the embedded digits need a multiple of 3 >= 15, got {s['size']}")
         if s["source"] == "digit_events" and (s["num_frames"] < 4 or s["num_frames"] % 2):
             raise ConfigError(f"{where}.num_frames: Digit Events need an even number >= 4, got {s['num_frames']}")
-    else:
+    if s["features"] and (s["source"] not in VIDEO_SOURCES or s["source"] in EMBEDDED):
+        raise ConfigError(f"{where}.features: a feature cache serves video files (msvd, msrvtt), not the "
+                          f"{s['source']!r} source")
+    if s["source"] not in EMBEDDED:
         for key in ("captions", "root"):
             if not s[key]:
                 raise ConfigError(f"{where}.{key}: the {s['source']!r} source needs {where}.captions (the caption "
@@ -201,11 +209,29 @@ class _Embedded(Dataset):
         return item["video" if self.video else "image"], item["captions"], f"{self.data.split}/{i}"
 
 
-class _Files(Dataset):
-    """Caption items read from files."""
+def read_cached_clip(cache: str | Path, path: str | Path, num_frames: int) -> torch.Tensor:
+    """``num_frames`` cached frame features of a video spread uniformly, float32 ``(T, D)``.
 
-    def __init__(self, items: list[CaptionItem], video: bool, num_frames: int, size: int):
-        self.items, self.video, self.num_frames, self.size = items, video, num_frames, size
+    Raises:
+        FileNotFoundError: the video is not in the cache (names the video and the cache).
+    """
+    from vidrnn.data.annotations import VideoSample
+    from vidrnn.io.sampling import UniformSampler
+
+    key = VideoSample(str(path), 0).key
+    npy = Path(cache) / "features" / f"{key}.npy"
+    if not (Path(cache) / "features" / f"{key}.json").is_file():
+        raise FileNotFoundError(f"{path} is not in the feature cache {cache} (run vidrnn extract-features)")
+    feats = np.load(npy, mmap_mode="r")
+    idx = UniformSampler(num_frames).sample_indices(len(feats), training=False, rng=np.random.default_rng())[0]
+    return torch.from_numpy(np.asarray(feats[idx], dtype=np.float32))
+
+
+class _Files(Dataset):
+    """Caption items read from files (or, for videos, from a feature cache)."""
+
+    def __init__(self, items: list[CaptionItem], video: bool, num_frames: int, size: int, cache: str | None = None):
+        self.items, self.video, self.num_frames, self.size, self.cache = items, video, num_frames, size, cache
 
     def __len__(self):
         return len(self.items)
@@ -215,6 +241,8 @@ class _Files(Dataset):
 
     def media(self, i: int) -> tuple[torch.Tensor, list[str], str]:
         it = self.items[i]
+        if self.cache:
+            return read_cached_clip(self.cache, it.path, self.num_frames), it.captions, str(it.path)
         return read_media(it.path, video=self.video, num_frames=self.num_frames, size=self.size), it.captions, str(it.path)
 
 
@@ -318,7 +346,8 @@ class CaptionDataModule(L.LightningDataModule):
             found = _read_items(s)
             self.missing = found.missing
             parts = _split_items(found.items, s)
-            sources = {k: _Files(v, self.video, s["num_frames"], s["image_size"]) for k, v in parts.items() if v}
+            sources = {k: _Files(v, self.video, s["num_frames"], s["image_size"], s["features"])
+                       for k, v in parts.items() if v}
             if "train" not in sources and (only is None or vocab is None):
                 raise DataError(f"{s['captions']}: no training items (splits found: {sorted(parts)})")
             train_refs = (lambda: [c for it in sources["train"].items for c in it.captions])

@@ -22,7 +22,11 @@ last convolutional map, with soft (deterministic) or hard (stochastic) attention
   ``p(y_t) ∝ exp(L_o(E y_{t-1} + L_h h_t + L_z z_t))`` (their eq. 7) with dropout before ``L_o``.
 * The doubly stochastic regulariser ``lambda sum_i (1 - sum_t alpha_{t,i})^2`` (eq. 14,
   ``lambda = penalty``, 1 by default) over the caption's real (non-padding) steps, returned in
-  :attr:`CaptionOutput.aux_losses`.
+  :attr:`CaptionOutput.aux_losses`, divided by the caption's number of real steps ``C``: the
+  paper adds it to the caption's *summed* negative log-likelihood, the captioning task
+  averages the cross-entropy over tokens, so dividing by ``C`` keeps the paper's balance
+  between the two (without it the penalty weighs ``C`` times more and pushes attention towards
+  uniform).
 
 Deviation: the paper's ``f_init`` are MLPs with a hidden layer; here one linear layer each.
 """
@@ -133,7 +137,8 @@ class ShowAttendTell(Captioner):
         if not self.penalty:
             return {}
         real = captions[:, 1:] != self.pad  # the steps that predict a real token
-        return {"attention_penalty": self.penalty * caption_attention_penalty(attention, real).mean()}
+        per_caption = caption_attention_penalty(attention, real) / real.sum(1).clamp(min=1)  # paper's scale (docstring)
+        return {"attention_penalty": self.penalty * per_caption.mean()}
 
     def policy(self, log_prob, entropy):
         return PolicyTerms(log_prob, entropy, self.entropy_weight, self.reward_baseline)

@@ -115,6 +115,8 @@ class CaptioningTask(L.LightningModule):
         self.save_hyperparameters()
         self.vocab = CaptionVocabulary(caption_vocab)
         self.model = build_captioner(model_name, model_kwargs, len(self.vocab))
+        if (data or {}).get("features"):  # trained on a feature cache: the batches hold the encoder's features
+            self.model.encoder.read_cache(True)
         self.optim_cfg = dict(optimizer or {})
         self.skipped: set[str] = set()
         self.last_eval: dict = {}

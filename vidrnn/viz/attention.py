@@ -18,11 +18,12 @@ __all__ = ["overlay_heatmap", "attention_frames", "write_attention_video"]
 
 
 def overlay_heatmap(frames: torch.Tensor, weights: torch.Tensor, map_size: tuple[int, int], *, alpha: float = 0.5,
-                    cmap: str = "jet") -> np.ndarray:
+                    cmap: str = "jet", scale: str = "frame") -> np.ndarray:
     """Spatial attention upsampled to frame size, coloured and blended over the frames.
 
-    Each frame's weights are scaled by their maximum before colouring, so the most attended
-    region is always at the top of the colour map.
+    ``scale="frame"``: each frame's weights are scaled by their own maximum before colouring,
+    so the most attended region is always at the top of the colour map; ``"all"``: by the
+    maximum over all frames, so a frame whose attention is spread out looks spread out.
 
     Args:
         frames: ``(T, 3, H, W)`` in [0, 1].
@@ -45,7 +46,10 @@ def overlay_heatmap(frames: torch.Tensor, weights: torch.Tensor, map_size: tuple
         raise ValueError(f"weights {tuple(weights.shape)}: expected (T={T}, {h}*{w})")
     att = weights.float().reshape(T, 1, h, w)
     att = F.interpolate(att, size=(H, W), mode="bilinear", align_corners=False)[:, 0]  # (T, H, W)
-    att = att / att.flatten(1).amax(1).clamp_min(1e-12)[:, None, None]
+    if scale not in ("frame", "all"):
+        raise ValueError(f"scale={scale!r}: expected 'frame' or 'all'")
+    peak = att.flatten(1).amax(1) if scale == "frame" else att.amax().expand(T)
+    att = att / peak.clamp_min(1e-12)[:, None, None]
     heat = colormaps[cmap](att.clamp(0, 1).cpu().numpy())[..., :3]  # (T, H, W, 3)
     img = frames.float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy()
     return ((1 - alpha) * img + alpha * heat).clip(0, 1).__mul__(255).round().astype(np.uint8)

@@ -18,7 +18,9 @@ __all__ = ["word_attention_figure", "frame_attention_figure"]
 def word_attention_figure(image: torch.Tensor, words: list[str], weights: torch.Tensor, map_size: tuple[int, int],
                           path: str | os.PathLike, *, title: str = "", columns: int = 5) -> Path:
     """The image, then one panel per generated word: the attention over the regions upsampled
-    and blended over the image, the word under it (written atomically as a PNG).
+    and blended over the image on one colour scale for the whole caption, the word above it with
+    its peak weight relative to uniform attention (``max_i alpha_i * L``: 1.0x means spread
+    evenly), written atomically as a PNG.
 
     Args:
         image: ``(3, H, W)`` in [0, 1].
@@ -32,7 +34,8 @@ def word_attention_figure(image: torch.Tensor, words: list[str], weights: torch.
     if weights.shape[0] != len(words):
         raise ValueError(f"weights has {weights.shape[0]} rows for {len(words)} words")
     plt = pyplot()
-    panels = overlay_heatmap(image[None].expand(len(words), -1, -1, -1), weights, map_size, alpha=0.55)
+    panels = overlay_heatmap(image[None].expand(len(words), -1, -1, -1), weights, map_size, alpha=0.55, scale="all")
+    peaks = (weights.float().amax(-1) * weights.shape[-1]).tolist()
     n = len(words) + 1
     cols = min(columns, n)
     rows = math.ceil(n / cols)
@@ -41,9 +44,9 @@ def word_attention_figure(image: torch.Tensor, words: list[str], weights: torch.
         ax.axis("off")
     axes.flat[0].imshow(image.permute(1, 2, 0).clamp(0, 1).cpu().numpy())
     axes.flat[0].set_title("input", fontsize=10)
-    for k, (word, panel) in enumerate(zip(words, panels), 1):
+    for k, (word, panel, peak) in enumerate(zip(words, panels, peaks), 1):
         axes.flat[k].imshow(panel)
-        axes.flat[k].set_title(word, fontsize=12)
+        axes.flat[k].set_title(f"{word}  ({peak:.1f}x)", fontsize=11)
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
