@@ -280,3 +280,15 @@ def test_video_captioner_trains_from_a_feature_cache_and_captions_raw_video(tmp_
     assert "clip0_0_1.mp4:" in capsys.readouterr().out
     assert main(["fit", "model.name=s2vt_tiny", "data.source=digit_events", f"data.features={cache}"]) == 2
     assert "feature cache serves video files" in capsys.readouterr().err
+
+
+def test_tiny_encoder_with_group_norm_is_the_same_in_training_and_evaluation():
+    from vidrnn.layers.encoders import create_frame_encoder
+
+    torch.manual_seed(0)
+    enc = create_frame_encoder("tiny", channels=[8, 16, 32], pool="avg", map_size=6, norm="group")
+    x = torch.rand(2, 1, 3, 48, 48)
+    torch.testing.assert_close(enc.train()(x), enc.eval()(x))
+    assert enc.config["norm"] == "group"
+    with pytest.raises(ValueError, match="norm"):
+        create_frame_encoder("tiny", norm="layer")

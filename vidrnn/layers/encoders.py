@@ -42,6 +42,7 @@ EfficientNet stages plus its head convolution).
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal, Sequence, Union
 
 import torch
@@ -63,16 +64,24 @@ class TinyCNN(nn.Module):
     Args:
         channels: output channels of the three layers.
         map_size: side of the output map (adaptive average pooling), in cells.
+        norm: ``"batch"`` (BatchNorm) or ``"group"`` (GroupNorm with 8 groups: the same at
+            training and evaluation, for inputs whose batch statistics are noisy, such as
+            mostly-black digit images read region by region by an attention decoder).
 
     Shape:
         ``(N, 3, H, W)`` -> ``(N, channels[-1], map_size, map_size)``.
     """
 
-    def __init__(self, channels: Sequence[int] = (16, 32, 64), *, map_size: int = 4):
+    def __init__(self, channels: Sequence[int] = (16, 32, 64), *, map_size: int = 4,
+                 norm: Literal["batch", "group"] = "batch"):
         super().__init__()
+        if norm not in ("batch", "group"):
+            raise ValueError(f"norm={norm!r}: expected 'batch' or 'group'")
         layers, cin = [], 3
         for c in channels:
-            layers.append(nn.Sequential(nn.Conv2d(cin, c, 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(c), nn.ReLU(inplace=True)))
+            layer_norm = nn.BatchNorm2d(c) if norm == "batch" else nn.GroupNorm(math.gcd(8, c), c)
+            layers.append(nn.Sequential(nn.Conv2d(cin, c, 3, stride=2, padding=1, bias=False), layer_norm,
+                                        nn.ReLU(inplace=True)))
             cin = c
         self.blocks = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(map_size)
@@ -317,7 +326,8 @@ FrameEncoderSettings = Annotated[dict, check_encoder_settings]
 def create_frame_encoder(name: str = "tiny", *, pretrained: bool = False,
                          trainable: Union[Literal["all", "none"], int] = "all", feature_dim: int | None = None,
                          channels: Sequence[int] = (16, 32, 64), map_size: int = 4,
-                         pool: Literal["flatten", "avg"] = "flatten") -> FrameEncoder:
+                         pool: Literal["flatten", "avg"] = "flatten",
+                         norm: Literal["batch", "group"] = "batch") -> FrameEncoder:
     """Build a :class:`FrameEncoder` by backbone name.
 
     Args:
@@ -327,7 +337,7 @@ def create_frame_encoder(name: str = "tiny", *, pretrained: bool = False,
             package; timm/torchvision: downloaded, needs internet).
         trainable: ``"all"``, ``"none"`` or the number of last blocks to fine-tune.
         feature_dim: ``"tiny"`` only: size D of the pooled vector (default 128).
-        channels, map_size: ``"tiny"`` only: see :class:`TinyCNN`.
+        channels, map_size, norm: ``"tiny"`` only: see :class:`TinyCNN`.
         pool: ``"tiny"`` only: ``"flatten"`` (flattened map -> linear -> ReLU, keeps where
             things are) or ``"avg"`` (global average, D = channels[-1], no parameters).
 
@@ -336,11 +346,11 @@ def create_frame_encoder(name: str = "tiny", *, pretrained: bool = False,
     """
     config = {"name": name, "pretrained": bool(pretrained), "trainable": trainable}
     if name == "tiny":
-        trunk = TinyCNN(channels, map_size=map_size)
+        trunk = TinyCNN(channels, map_size=map_size, norm=norm)
         if pool not in ("flatten", "avg"):
             raise ValueError(f"pool={pool!r}: expected 'flatten' or 'avg'")
         d = (feature_dim or 128) if pool == "flatten" else trunk.out_channels
-        config.update(feature_dim=d, channels=list(channels), map_size=map_size, pool=pool)
+        config.update(feature_dim=d, channels=list(channels), map_size=map_size, pool=pool, norm=norm)
         pool_module = _FlattenLinear(trunk.out_channels * map_size ** 2, d) if pool == "flatten" else _GlobalAvg()
         return FrameEncoder(trunk, trunk.out_channels, pool=pool_module, feature_dim=d, mean=(0.5,) * 3,
                             std=(0.5,) * 3, blocks=list(trunk.blocks), trainable=trainable, config=config)
