@@ -61,7 +61,34 @@ def scene_captions(cells: list[int], digits: list[int]) -> list[str]:
     return refs
 
 
-class DigitScenes(Dataset):
+class _GridDigits(Dataset):
+    """What Digit Scenes and Digit Events share: the split's handwriting on a 3 x 3 grid of
+    ``size`` pixels, items made on the fly by :meth:`make` (deterministic by seed and index)."""
+
+    kind = "items"
+
+    def __init__(self, split: str, num_samples: int, size: int, digit_size: int, seed: int):
+        if split not in _SPLITS:
+            raise ValueError(f"split={split!r}: expected one of {list(_SPLITS)}")
+        if size % 3 or digit_size > size // 3:
+            raise ValueError(f"size={size} must be a multiple of 3 with digit_size={digit_size} <= size / 3")
+        self.split, self.num_samples, self.size, self.digit_size, self.seed = split, int(num_samples), size, digit_size, seed
+        self._digits, self._classes = _split_digits(split, digit_size)
+        self._split_id = list(_SPLITS).index(split)
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+    def make(self, i: int) -> dict:
+        raise NotImplementedError
+
+    def __getitem__(self, i: int) -> dict:
+        if not 0 <= i < self.num_samples:
+            raise IndexError(f"index {i} out of range for {self.num_samples} {self.kind}")
+        return self.make(i)
+
+
+class DigitScenes(_GridDigits):
     """Images of 2-4 real handwritten digits on a 3 x 3 grid, with grammar captions.
 
     Args:
@@ -81,19 +108,12 @@ class DigitScenes(Dataset):
 
     def __init__(self, split: str = "train", num_samples: int = 2000, *, size: int = 48, digit_size: int = 14,
                  min_digits: int = 2, max_digits: int = 4, seed: int = 0):
-        if split not in _SPLITS:
-            raise ValueError(f"split={split!r}: expected one of {list(_SPLITS)}")
-        if size % 3 or digit_size > size // 3:
-            raise ValueError(f"size={size} must be a multiple of 3 with digit_size={digit_size} <= size / 3")
         if not 2 <= min_digits <= max_digits <= 4:
             raise ValueError(f"min_digits, max_digits = {min_digits}, {max_digits}: expected 2 <= min <= max <= 4")
-        self.split, self.num_samples, self.size, self.digit_size = split, int(num_samples), size, digit_size
-        self.min_digits, self.max_digits, self.seed = min_digits, max_digits, seed
-        self._digits, self._classes = _split_digits(split, digit_size)
-        self._split_id = list(_SPLITS).index(split)
+        super().__init__(split, num_samples, size, digit_size, seed)
+        self.min_digits, self.max_digits = min_digits, max_digits
 
-    def __len__(self) -> int:
-        return self.num_samples
+    kind = "images"
 
     def make(self, i: int) -> dict:
         """Image ``i`` with its captions (see the class docstring)."""
@@ -113,10 +133,6 @@ class DigitScenes(Dataset):
         return {"image": image, "captions": scene_captions(cells, digits), "cells": cells, "digits": digits,
                 "index": i}
 
-    def __getitem__(self, i: int) -> dict:
-        if not 0 <= i < self.num_samples:
-            raise IndexError(f"index {i} out of range for {self.num_samples} images")
-        return self.make(i)
 
 
 _MOVES = {"left": (0, -1), "right": (0, 1), "up": (-1, 0), "down": (1, 0)}
@@ -136,7 +152,7 @@ def event_captions(events: list[tuple[str, int, str]]) -> list[str]:
     return [f"{first} then {second}", f"first {first} , then {second}", f"{second} after {first}"]
 
 
-class DigitEvents(Dataset):
+class DigitEvents(_GridDigits):
     """Clips of two events by two real handwritten digits, with grammar captions (see the module docstring).
 
     Args:
@@ -157,19 +173,12 @@ class DigitEvents(Dataset):
 
     def __init__(self, split: str = "train", num_samples: int = 2000, *, num_frames: int = 8, size: int = 48,
                  digit_size: int = 14, seed: int = 0):
-        if split not in _SPLITS:
-            raise ValueError(f"split={split!r}: expected one of {list(_SPLITS)}")
-        if size % 3 or digit_size > size // 3:
-            raise ValueError(f"size={size} must be a multiple of 3 with digit_size={digit_size} <= size / 3")
         if num_frames < 4 or num_frames % 2:
             raise ValueError(f"num_frames={num_frames}: expected an even number >= 4")
-        self.split, self.num_samples, self.num_frames = split, int(num_samples), int(num_frames)
-        self.size, self.digit_size, self.seed = size, digit_size, seed
-        self._digits, self._classes = _split_digits(split, digit_size)
-        self._split_id = list(_SPLITS).index(split)
+        super().__init__(split, num_samples, size, digit_size, seed)
+        self.num_frames = int(num_frames)
 
-    def __len__(self) -> int:
-        return self.num_samples
+    kind = "clips"
 
     def make(self, i: int) -> dict:
         """Clip ``i`` with its captions (see the class docstring)."""
@@ -214,7 +223,3 @@ class DigitEvents(Dataset):
                     video[t, :, y:y + D, x:x + D] = torch.maximum(video[t, :, y:y + D, x:x + D], sprite)
         return {"video": video, "captions": event_captions(events), "events": events, "index": i}
 
-    def __getitem__(self, i: int) -> dict:
-        if not 0 <= i < self.num_samples:
-            raise IndexError(f"index {i} out of range for {self.num_samples} clips")
-        return self.make(i)

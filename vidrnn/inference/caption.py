@@ -65,7 +65,7 @@ class CaptionPredictor:
                                             max_length=max_length, length_penalty=length_penalty)
         n = int((tokens[0] != self.model.pad).sum())  # words and <end>
         words = [self.vocab.itos[int(i)] for i in tokens[0, :n]]
-        att = self.model.attend(x, tokens[:, :n])
+        att = self.model.attend(x, tokens[:, :n], start=self.vocab.start)
         return {"caption": self.vocab.decode(tokens[0]), "words": words, "score": float(score[0]),
                 "attention": None if att is None else att[0].cpu()}
 

@@ -189,16 +189,13 @@ class Captioner(nn.Module):
                            beam_size=beam_size, length_penalty=length_penalty, pad=self.pad)
 
     @torch.no_grad()
-    def attend(self, media: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor | None:
+    def attend(self, media: torch.Tensor, tokens: torch.Tensor, *, start: int) -> torch.Tensor | None:
         """The attention weights ``(B, n, L)`` with which the model reads each of the ``n`` words
-        of ``tokens (B, n)`` (generated words, ``<start>`` not included), or None without attention."""
+        of ``tokens (B, n)`` (generated words after the ``start`` token), or None without attention."""
         if self.attends_to is None:
             return None
-        start = torch.full_like(tokens[:, :1], self.start_token)
-        out = self.forward(media, torch.cat([start, tokens], 1))
-        return out.attention
-
-    start_token: int = 1  # <start> in CaptionVocabulary
+        first = torch.full_like(tokens[:, :1], start)
+        return self.forward(media, torch.cat([first, tokens], 1)).attention
 
 
 def _decoder_output(hidden_size: int, vocab_size: int, dropout: float) -> nn.Sequential:
