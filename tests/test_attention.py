@@ -3,7 +3,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from vidrnn.layers.attention import (AdditiveAttention, DotProductAttention, GeneralAttention, LuongOutput,
+from vidrnn.layers.attention import (AdditiveAttention, DotProductAttention, GeneralAttention, LuongOutput, MapPositions,
                                      MultiHeadAttention, masked_softmax)
 
 B, L, N, D = 3, 4, 6, 8
@@ -100,3 +100,33 @@ def test_luong_output_and_errors():
         DotProductAttention()(torch.randn(B, 3), torch.randn(B, N, D))
     with pytest.raises(ValueError, match="divisible"):
         MultiHeadAttention(6, 4)
+
+
+def test_map_positions_tell_the_cells_apart_for_any_map_size():
+    pos = MapPositions(8)
+    for h, w in [(6, 6), (3, 5), (1, 1)]:
+        maps = torch.zeros(2, 8, h, w)  # the same (zero) feature everywhere
+        out = pos(maps)
+        assert out.shape == maps.shape
+        cells = out[0].flatten(1).T  # (h*w, 8)
+        if h * w > 1:  # every cell's vector is different: the place can be read off it
+            assert torch.cdist(cells, cells).add(torch.eye(h * w) * 1e3).min() > 1e-4
+        assert torch.equal(out[0], out[1])  # a function of the place only, not of the image
+    nn.init.zeros_(pos.proj.weight), nn.init.zeros_(pos.proj.bias)
+    x = torch.randn(2, 8, 4, 4)
+    assert torch.equal(pos(x), x)  # additive: zero weights leave the map unchanged
+
+
+def test_show_attend_tell_positions_change_the_annotations_by_place_only():
+    from vidrnn import create_model
+    torch.manual_seed(0)
+    plain = create_model("show_attend_tell_tiny", vocab_size=12)
+    placed = create_model("show_attend_tell_tiny", vocab_size=12, positions=True)
+    placed.load_state_dict(plain.state_dict(), strict=False)  # same CNN and decoder
+    images = torch.rand(2, 3, 32, 32)
+    a, b = plain.eval().annotations(images), placed.eval().annotations(images)
+    shift = b - a  # (B, L, D): the same per-region offset for both images
+    assert torch.allclose(shift[0], shift[1], atol=1e-6)
+    assert shift[0].std(0).mean() > 1e-3  # and it differs between regions
+    out = placed(images, torch.randint(1, 12, (2, 5)))
+    assert torch.allclose(out.attention.sum(-1), torch.ones(2, 4), atol=1e-5)

@@ -52,6 +52,18 @@ def test_every_captioner_teacher_forces_decodes_and_learns(name):
         m(wrong, CAPS)
 
 
+@pytest.mark.parametrize("name", TINY)
+def test_teacher_forcing_with_the_output_layer_after_the_loop_equals_step_by_step(name):
+    torch.manual_seed(0)
+    m = create_model(name, vocab_size=V).eval()  # eval: dropout off, hard attention takes the expectation
+    x = _media(m)
+    state, steps = m.initial_state(x), []
+    for t in range(CAPS.shape[1] - 1):  # the decoding path: logits one step at a time
+        logits, state, _ = m._step(CAPS[:, t], state)
+        steps.append(logits)
+    torch.testing.assert_close(m(x, CAPS).logits, torch.stack(steps, 1))
+
+
 def test_padding_a_batch_does_not_change_the_loss():
     torch.manual_seed(0)
     m = create_model("show_attend_tell_tiny", vocab_size=V).eval()

@@ -163,3 +163,34 @@ def test_equation_rnn_takes_torchs_argument_order():
     assert set(a.state_dict()) == set(b.state_dict())
     with pytest.raises(ValueError, match="empty sequence"):
         eq.LSTM(3, 4)(torch.zeros(0, 2, 3))
+
+
+
+def test_init_lstm_is_keras_initialisation():
+    torch.manual_seed(0)
+    module = nn.ModuleDict({"cell": nn.LSTMCell(3, 5), "layer": nn.LSTM(3, 5, num_layers=2),
+                            "ours": eq.LSTMCell(3, 5), "gru": nn.GRUCell(3, 5)})
+    gru_before = {k: v.clone() for k, v in module["gru"].state_dict().items()}
+    assert eq.init_lstm(module, 1.0) == 4  # the cell, two layers, ours; not the GRU
+    for name, p in module.state_dict().items():
+        if name.startswith("gru"):
+            assert torch.equal(p, gru_before[name[4:]])
+        elif "bias_ih" in name:
+            assert torch.equal(p, torch.cat([torch.zeros(5), torch.ones(5), torch.zeros(10)]))
+        elif "bias_hh" in name:
+            assert torch.equal(p, torch.zeros(20))
+        elif "weight_hh" in name:  # each gate's block orthogonal
+            for k in range(4):
+                w = p[5 * k:5 * (k + 1)]
+                assert torch.allclose(w @ w.T, torch.eye(5), atol=1e-5)
+        else:  # Glorot uniform: within +-sqrt(6 / (fan_in + fan_out)) per gate block
+            fan_in = p.shape[1]
+            assert p.abs().max() <= (6 / (fan_in + 5)) ** 0.5 + 1e-6
+
+
+def test_s2vt_starts_with_forget_bias_one():
+    from vidrnn import create_model
+    m = create_model("s2vt_tiny", vocab_size=10)
+    for lstm in (m.lstm1, m.lstm2):
+        H = lstm.hidden_size
+        assert torch.equal((lstm.bias_ih + lstm.bias_hh)[H:2 * H], torch.ones(H))

@@ -62,3 +62,17 @@ def test_torchvision_and_timm_backbones_by_name():
     assert tm(torch.rand(1, 2, 3, 64, 64)).shape == (1, 2, 512)
     with pytest.raises(ValueError, match="unknown frame encoder"):
         create_frame_encoder("no_such_net")
+
+
+def test_tiny_encoder_strides_keep_the_map_and_widen_what_each_cell_sees():
+    from vidrnn.layers.encoders import create_frame_encoder
+    enc = create_frame_encoder("tiny", channels=[8, 8, 8, 8], strides=[2, 2, 2, 1], map_size=6, pool="avg")
+    x = torch.zeros(1, 1, 3, 48, 48, requires_grad=True)
+    maps = enc.forward_maps(x)
+    assert maps.shape == (1, 1, 8, 6, 6)
+    maps[0, 0, :, 0, 0].sum().backward()  # the top-left cell now sees beyond 15 pixels
+    seen = x.grad[0, 0].abs().sum(0).nonzero()
+    assert seen[:, 0].max() > 15 and seen[:, 1].max() > 15
+    assert create_frame_encoder(**enc.config).config == enc.config  # rebuilt from its config (checkpoints)
+    with pytest.raises(ValueError, match="strides"):
+        create_frame_encoder("tiny", channels=[8, 8], strides=[2, 3])

@@ -9,6 +9,9 @@
 * :class:`LuongOutput` -- the attentional state ``h̃ = tanh(W_c [c; h])`` (Luong, Pham,
   Manning 2015, "Effective Approaches to Attention-based Neural Machine Translation",
   arXiv:1508.04025).
+* :class:`MapPositions` -- adds a learned function of each region's place in a map to its
+  features, so that what is attended also says where it is (CoordConv-style, Liu et al. 2018,
+  arXiv:1807.03247, with Fourier features of the coordinates).
 * :class:`MultiHeadAttention` -- scaled dot-product multi-head attention on
   ``torch.nn.functional.scaled_dot_product_attention`` (fused kernels where available).
 
@@ -28,7 +31,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 __all__ = ["masked_softmax", "DotProductAttention", "GeneralAttention", "AdditiveAttention", "LuongOutput",
-           "MultiHeadAttention", "ATTENTION"]
+           "MapPositions", "MultiHeadAttention", "ATTENTION"]
 
 
 def masked_softmax(scores: torch.Tensor, key_padding_mask: torch.Tensor | None, dim: int = -1) -> torch.Tensor:
@@ -213,6 +216,43 @@ class MultiHeadAttention(nn.Module):
         if single:
             return out[:, 0], (None if w is None else w[:, 0])
         return out, w
+
+
+class MapPositions(nn.Module):
+    """Adds ``W phi(y, x)`` to each cell of a map, ``phi`` the cell's coordinates in [-1, 1] and
+    their sines and cosines at ``frequencies`` multiples of pi.
+
+    Without it a soft-attention context ``sum_i alpha_i a_i`` says *what* was attended but not
+    *where* (a CNN's region features carry their place only through zero padding at the border),
+    so words like "at the top left" must be guessed; with it they can be read off the context.
+    Works for any map size (the function is of the coordinates, not a table per cell).
+
+    Args:
+        channels: C, the map's channels.
+        frequencies: number of sine/cosine frequencies per axis.
+
+    Shape:
+        ``(..., C, h, w)`` -> ``(..., C, h, w)``.
+    """
+
+    def __init__(self, channels: int, frequencies: int = 4):
+        super().__init__()
+        self.frequencies = int(frequencies)
+        self.proj = nn.Linear(2 + 4 * self.frequencies, channels)
+
+    def encoding(self, h: int, w: int, device=None, dtype=None) -> torch.Tensor:
+        """``phi`` for an ``h x w`` map: ``(h, w, 2 + 4 * frequencies)``."""
+        ys, xs = (torch.linspace(-1.0, 1.0, n, device=device, dtype=dtype) if n > 1
+                  else torch.zeros(1, device=device, dtype=dtype) for n in (h, w))
+        grid = torch.stack(torch.meshgrid(ys, xs, indexing="ij"), dim=-1)  # (h, w, 2)
+        k = math.pi * torch.arange(1, self.frequencies + 1, device=device, dtype=dtype)
+        angles = (grid[..., None] * k).flatten(-2)  # (h, w, 2F)
+        return torch.cat([grid, angles.sin(), angles.cos()], dim=-1)
+
+    def forward(self, maps: torch.Tensor) -> torch.Tensor:
+        h, w = maps.shape[-2:]
+        pos = self.proj(self.encoding(h, w, maps.device, maps.dtype))  # (h, w, C)
+        return maps + pos.permute(2, 0, 1)
 
 
 ATTENTION = {"dot": DotProductAttention, "general": GeneralAttention, "additive": AdditiveAttention,

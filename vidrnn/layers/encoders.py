@@ -59,11 +59,13 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class TinyCNN(nn.Module):
-    """Three stride-2 3x3 conv layers with BatchNorm/ReLU, then adaptive pooling to a fixed map.
+    """3x3 conv layers (three, stride 2, by default) with BatchNorm/ReLU, then adaptive pooling to a fixed map.
 
     Args:
-        channels: output channels of the three layers.
+        channels: output channels of the layers (three by default).
         map_size: side of the output map (adaptive average pooling), in cells.
+        strides: each layer's stride, 1 or 2 (default: 2 for all); a stride-1 layer widens the
+            receptive field of every cell without shrinking the map.
         norm: ``"batch"`` (BatchNorm) or ``"group"`` (GroupNorm with 8 groups: the same at
             training and evaluation, for inputs whose batch statistics are noisy, such as
             mostly-black digit images read region by region by an attention decoder).
@@ -73,14 +75,17 @@ class TinyCNN(nn.Module):
     """
 
     def __init__(self, channels: Sequence[int] = (16, 32, 64), *, map_size: int = 4,
-                 norm: Literal["batch", "group"] = "batch"):
+                 norm: Literal["batch", "group"] = "batch", strides: Sequence[int] | None = None):
         super().__init__()
         if norm not in ("batch", "group"):
             raise ValueError(f"norm={norm!r}: expected 'batch' or 'group'")
+        strides = [2] * len(channels) if strides is None else list(strides)
+        if len(strides) != len(channels) or any(s not in (1, 2) for s in strides):
+            raise ValueError(f"strides={strides}: expected 1 or 2 for each of the {len(channels)} layers")
         layers, cin = [], 3
-        for c in channels:
+        for c, stride in zip(channels, strides):
             layer_norm = nn.BatchNorm2d(c) if norm == "batch" else nn.GroupNorm(math.gcd(8, c), c)
-            layers.append(nn.Sequential(nn.Conv2d(cin, c, 3, stride=2, padding=1, bias=False), layer_norm,
+            layers.append(nn.Sequential(nn.Conv2d(cin, c, 3, stride=stride, padding=1, bias=False), layer_norm,
                                         nn.ReLU(inplace=True)))
             cin = c
         self.blocks = nn.Sequential(*layers)
@@ -327,7 +332,8 @@ def create_frame_encoder(name: str = "tiny", *, pretrained: bool = False,
                          trainable: Union[Literal["all", "none"], int] = "all", feature_dim: int | None = None,
                          channels: Sequence[int] = (16, 32, 64), map_size: int = 4,
                          pool: Literal["flatten", "avg"] = "flatten",
-                         norm: Literal["batch", "group"] = "batch") -> FrameEncoder:
+                         norm: Literal["batch", "group"] = "batch",
+                         strides: Sequence[int] | None = None) -> FrameEncoder:
     """Build a :class:`FrameEncoder` by backbone name.
 
     Args:
@@ -337,7 +343,7 @@ def create_frame_encoder(name: str = "tiny", *, pretrained: bool = False,
             package; timm/torchvision: downloaded, needs internet).
         trainable: ``"all"``, ``"none"`` or the number of last blocks to fine-tune.
         feature_dim: ``"tiny"`` only: size D of the pooled vector (default 128).
-        channels, map_size, norm: ``"tiny"`` only: see :class:`TinyCNN`.
+        channels, map_size, norm, strides: ``"tiny"`` only: see :class:`TinyCNN`.
         pool: ``"tiny"`` only: ``"flatten"`` (flattened map -> linear -> ReLU, keeps where
             things are) or ``"avg"`` (global average, D = channels[-1], no parameters).
 
@@ -346,11 +352,13 @@ def create_frame_encoder(name: str = "tiny", *, pretrained: bool = False,
     """
     config = {"name": name, "pretrained": bool(pretrained), "trainable": trainable}
     if name == "tiny":
-        trunk = TinyCNN(channels, map_size=map_size, norm=norm)
+        trunk = TinyCNN(channels, map_size=map_size, norm=norm, strides=strides)
         if pool not in ("flatten", "avg"):
             raise ValueError(f"pool={pool!r}: expected 'flatten' or 'avg'")
         d = (feature_dim or 128) if pool == "flatten" else trunk.out_channels
         config.update(feature_dim=d, channels=list(channels), map_size=map_size, pool=pool, norm=norm)
+        if strides is not None:
+            config["strides"] = list(strides)
         pool_module = _FlattenLinear(trunk.out_channels * map_size ** 2, d) if pool == "flatten" else _GlobalAvg()
         return FrameEncoder(trunk, trunk.out_channels, pool=pool_module, feature_dim=d, mean=(0.5,) * 3,
                             std=(0.5,) * 3, blocks=list(trunk.blocks), trainable=trainable, config=config)

@@ -21,6 +21,8 @@ multi-layer with exactly torch's API (``batch_first=False`` by default, states
   gate from their equations, equal to torch's cells and layers with copied weights (same
   parameter names). :meth:`RNN.steps` keeps every step's state in the autograd graph.
 * :func:`largest_singular_values` -- ``σ_max(W_hh)`` of a module's recurrent weights.
+* :func:`init_lstm` -- Keras's LSTM initialisation (Glorot input weights, orthogonal recurrent
+  weights, forget-gate bias 1) for every LSTM in a module.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import torch.nn as nn
 
 __all__ = ["LSTMState", "peephole_lstm_update", "PeepholeLSTMCell", "PeepholeLSTM", "LSTMLayer", "StackedRNN",
            "rnn_step", "lstm_step", "gru_step", "RNNCell", "LSTMCell", "GRUCell", "RNN", "LSTM", "GRU",
-           "recurrent_weights", "largest_singular_values"]
+           "recurrent_weights", "largest_singular_values", "init_lstm"]
 
 LSTMState = tuple[torch.Tensor, torch.Tensor]
 
@@ -494,3 +496,41 @@ def largest_singular_values(module: nn.Module) -> dict[str, float]:
     when it is > 1 (Pascanu et al. 2013)."""
     with torch.no_grad():
         return {n: float(torch.linalg.matrix_norm(w.detach().float(), ord=2)) for n, w in recurrent_weights(module).items()}
+
+
+
+def init_lstm(module: nn.Module, forget_bias: float = 1.0) -> int:
+    """Re-initialise every ``nn.LSTM``/``nn.LSTMCell`` (and this module's :class:`LSTMCell` /
+    :class:`LSTM`) inside ``module`` as Keras does: each gate's input weights Glorot-uniform
+    (Glorot & Bengio 2010), each gate's recurrent weights orthogonal (Saxe, McClelland, Ganguli
+    2014), biases zero except the forget gate's, ``b_if = forget_bias`` and ``b_hf = 0``
+    (Gers, Schmidhuber, Cummins 2000; Jozefowicz, Zaremba, Sutskever 2015 recommend 1).
+
+    torch's default (every weight uniform in ``±1/sqrt(H)``, forget gate near ``σ(0) = 0.5``)
+    shrinks what flows through a stack of LSTMs and across steps: in S2VT (two stacked LSTMs,
+    frames then words) the gradient reaching the frame encoder after 150 steps on Digit Events
+    was ~1e-6 with it and ~1e-2 with this initialisation, and only the latter learned from the
+    video (see :class:`vidrnn.models.captioners.S2VT`).
+
+    Returns:
+        the number of LSTM layers re-initialised (0 if there is none).
+    """
+    count = 0
+    for m in module.modules():
+        if not isinstance(m, (nn.LSTM, nn.LSTMCell, LSTMCell, LSTM)):
+            continue
+        for name, p in m.named_parameters(recurse=False):
+            H = p.shape[0] // 4
+            with torch.no_grad():
+                if name.startswith("weight_ih"):
+                    for k in range(4):
+                        nn.init.xavier_uniform_(p[k * H:(k + 1) * H])
+                    count += 1
+                elif name.startswith("weight_hh"):
+                    for k in range(4):
+                        nn.init.orthogonal_(p[k * H:(k + 1) * H])
+                elif name.startswith("bias"):
+                    p.zero_()
+                    if name.startswith("bias_ih"):
+                        p[H:2 * H].fill_(float(forget_bias))
+    return count

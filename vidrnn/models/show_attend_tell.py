@@ -28,6 +28,10 @@ last convolutional map, with soft (deterministic) or hard (stochastic) attention
   between the two (without it the penalty weighs ``C`` times more and pushes attention towards
   uniform).
 
+Option (off by default, not in the paper): ``positions=True`` adds a learned function of each
+region's coordinates to its annotation (:class:`~vidrnn.layers.attention.MapPositions`), so the
+context vector says where it was taken from, for captions that name places.
+
 Deviation: the paper's ``f_init`` are MLPs with a hidden layer; here one linear layer each.
 """
 
@@ -38,7 +42,7 @@ from typing import Literal
 import torch
 import torch.nn as nn
 
-from vidrnn.layers.attention import AdditiveAttention
+from vidrnn.layers.attention import AdditiveAttention, MapPositions
 from vidrnn.layers.encoders import FrameEncoder
 from vidrnn.layers.reinforce import PolicyTerms, RewardBaseline
 from vidrnn.models.base import TINY_MAP_ENCODER, EncoderSpec, Trainable, build_encoder
@@ -64,6 +68,8 @@ class ShowAttendTell(Captioner):
         soft_prob: hard attention: probability of the soft expectation instead of a sample, per word.
         entropy_weight: hard attention: weight of the entropy bonus.
         baseline_decay: hard attention: decay of the moving-average reward baseline.
+        positions: add a learned function of each region's place to its annotation (see the
+            module docstring).
         pad: the padding index (its embedding is zero and it is ignored by the penalty).
 
     Shape:
@@ -78,7 +84,7 @@ class ShowAttendTell(Captioner):
     def __init__(self, encoder: FrameEncoder, vocab_size: int, *, embed_dim: int = 512, hidden_size: int = 512,
                  attention_dim: int = 512, dropout: float = 0.5, penalty: float = 1.0,
                  attention: Literal["soft", "hard"] = "soft", soft_prob: float = 0.5, entropy_weight: float = 0.01,
-                 baseline_decay: float = 0.9, pad: int = 0):
+                 baseline_decay: float = 0.9, positions: bool = False, pad: int = 0):
         super().__init__(vocab_size, pad)
         if attention not in ("soft", "hard"):
             raise ValueError(f"attention={attention!r}: expected 'soft' or 'hard'")
@@ -98,6 +104,7 @@ class ShowAttendTell(Captioner):
         self.L_o = nn.Linear(embed_dim, vocab_size)
         self.dropout = nn.Dropout(dropout)
         self.reward_baseline = RewardBaseline(baseline_decay)
+        self.positions = MapPositions(D) if positions else None
 
     def annotations(self, images: torch.Tensor) -> torch.Tensor:
         """``(B, 3, H, W)`` -> the region vectors ``a (B, L, D)``.
@@ -106,7 +113,10 @@ class ShowAttendTell(Captioner):
             ValueError: not a batch of RGB images.
         """
         self.check_media(images)
-        return self.encoder.forward_spatial(images[:, None])[:, 0]
+        maps = self.encoder.forward_maps(images[:, None])[:, 0]  # (B, D, h, w)
+        if self.positions is not None:
+            maps = self.positions(maps)
+        return maps.flatten(2).transpose(1, 2)  # (B, h*w, D), row-major
 
     def initial_state(self, images: torch.Tensor):
         """The decoder state ``(h_0, c_0, a, U a)`` for images ``(B, 3, H, W)`` (every entry's
@@ -115,7 +125,7 @@ class ShowAttendTell(Captioner):
         mean = a.mean(dim=1)
         return torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean)), a, self.attention.project_keys(a)
 
-    def _step(self, tokens: torch.Tensor, state):
+    def _advance(self, tokens: torch.Tensor, state):
         h, c, a, ua = state
         context, alpha = self.attention(h, a, projected_keys=ua)  # (B, D), (B, L)
         extras = {"alpha": alpha}
@@ -130,8 +140,11 @@ class ShowAttendTell(Captioner):
         z = torch.sigmoid(self.f_beta(h)) * context
         e = self.embed(tokens)
         h, c = self.lstm(torch.cat([e, z], dim=-1), (h, c))
-        logits = self.L_o(self.dropout(e + self.L_h(h) + self.L_z(z)))
-        return logits, (h, c, a, ua), extras
+        return (e, h, z), (h, c, a, ua), extras
+
+    def _output(self, features):
+        e, h, z = features  # the deep output layer, eq. 7
+        return self.L_o(self.dropout(e + self.L_h(h) + self.L_z(z)))
 
     def aux_losses(self, attention, captions):
         if not self.penalty:
@@ -152,12 +165,12 @@ def show_attend_tell(vocab_size: int, *, encoder: EncoderSpec = "efficientnet_li
                      trainable: Trainable = "none", attention: Attention = "soft", embed_dim: int = 512,
                      hidden_size: int = 512, attention_dim: int = 512, dropout: float = 0.5, penalty: float = 1.0,
                      soft_prob: float = 0.5, entropy_weight: float = 0.01,
-                     baseline_decay: float = 0.9) -> ShowAttendTell:
+                     baseline_decay: float = 0.9, positions: bool = False) -> ShowAttendTell:
     """Show, Attend and Tell, soft or hard attention (Xu et al. 2015), EfficientNet-Lite0 regions"""
     return ShowAttendTell(build_encoder(encoder, pretrained, trainable), vocab_size, embed_dim=embed_dim,
                           hidden_size=hidden_size, attention_dim=attention_dim, dropout=dropout, penalty=penalty,
                           attention=attention, soft_prob=soft_prob, entropy_weight=entropy_weight,
-                          baseline_decay=baseline_decay)
+                          baseline_decay=baseline_decay, positions=positions)
 
 
 @register_model(task="captioning")
@@ -165,9 +178,9 @@ def show_attend_tell_tiny(vocab_size: int, *, encoder: EncoderSpec = None, pretr
                           trainable: Trainable = "all", attention: Attention = "soft", embed_dim: int = 32,
                           hidden_size: int = 64, attention_dim: int = 32, dropout: float = 0.0, penalty: float = 1.0,
                           soft_prob: float = 0.5, entropy_weight: float = 0.01,
-                          baseline_decay: float = 0.9) -> ShowAttendTell:
+                          baseline_decay: float = 0.9, positions: bool = False) -> ShowAttendTell:
     """Show, Attend and Tell, soft or hard attention, with the tiny CNN (4x4 regions) for tests"""
     return ShowAttendTell(build_encoder(encoder, pretrained, trainable, TINY_MAP_ENCODER), vocab_size,
                           embed_dim=embed_dim, hidden_size=hidden_size, attention_dim=attention_dim, dropout=dropout,
                           penalty=penalty, attention=attention, soft_prob=soft_prob, entropy_weight=entropy_weight,
-                          baseline_decay=baseline_decay)
+                          baseline_decay=baseline_decay, positions=positions)
