@@ -392,6 +392,36 @@ def cmd_extract(args) -> int:
     return 0
 
 
+def cmd_fusion_search(args) -> int:
+    from vidrnn.inference.fusion import fusion_search
+
+    _positive(args, "samples")
+    r = fusion_search(args.checkpoint, num_samples=args.samples, seed=args.seed, out=args.out,
+                      config=args.config, overrides=args.overrides)
+    print(f"fusion-search: {r['samples']} strategies sampled ({r['distinct']} distinct) from {args.checkpoint}, "
+          "scored on the validation split with the template's weights")
+    for name, acc in r["presets"].items():
+        print(f"  preset {name:<10} val top-1 {acc:.3f}")
+    for k, row in enumerate(r["ranking"][:5]):
+        units = " | ".join(t["units"] for t in row["strategy"])
+        print(f"  #{k + 1} val top-1 {row['val_top1']:.3f} (drawn {row['draws']}x): {units}")
+    print(f"ranking: {r['json']}\nbest strategy (fine-tune it with `vidrnn fit -c {r['config']}`): {r['config']}")
+    return 0
+
+
+def cmd_fusion_report(args) -> int:
+    from vidrnn.inference.fusion import fusion_report
+
+    r = fusion_report(args.checkpoint, out=args.out)
+    units = list(r["marginals"][0]["units"]) if r["marginals"] else []
+    print(f"fusion-report: P(unit used) = 1 - sqrt(p) per layer ({args.checkpoint})")
+    print("  layer  " + "  ".join(f"{u:>5}" for u in units))
+    for m in r["marginals"]:
+        print(f"  {m['layer']:>5}  " + "  ".join(f"{m['units'][u]:5.2f}" for u in units))
+    print(f"figures: {r['bars']}, {r['heatmap']}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="vidrnn", description="Recurrent and attention-based video models.")
@@ -491,12 +521,25 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--num-shards", type=int, default=1, help="processes/GPUs splitting the videos")
     x.add_argument("--device", default="cpu")
     x.add_argument("--on-error", choices=["skip", "raise"], default="skip")
+
+    fs = sub.add_parser("fusion-search", help="sample fusion strategies from a trained template, score them on the "
+                                              "validation split, write the ranking and the best as a config")
+    fs.add_argument("checkpoint")
+    fs.add_argument("--samples", "-n", type=int, default=100, help="strategies to sample (default 100)")
+    fs.add_argument("--seed", type=int, default=0)
+    fs.add_argument("--out", help="output folder (default: fusion_search beside the checkpoints folder)")
+    fs.add_argument("--config", "-c", help="YAML whose sections override the checkpoint's config")
+    fs.add_argument("overrides", nargs="*", metavar="key=value")
+    fr = sub.add_parser("fusion-report", help="draw a trained template's per-layer unit probabilities (PNG)")
+    fr.add_argument("checkpoint")
+    fr.add_argument("--out", help="output folder (default: fusion_report beside the checkpoints folder)")
     return p
 
 
 COMMANDS = {"fit": cmd_fit, "validate": cmd_evaluate, "test": cmd_evaluate, "predict": cmd_predict,
             "models": cmd_models, "configs": cmd_configs, "extract-features": cmd_extract, "sample": cmd_sample,
-            "units": cmd_units, "gradients": cmd_gradients}
+            "units": cmd_units, "gradients": cmd_gradients, "fusion-search": cmd_fusion_search,
+            "fusion-report": cmd_fusion_report}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

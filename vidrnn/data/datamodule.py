@@ -61,6 +61,7 @@ class DigitsSettings:
     num_frames: int = 8
     size: int = 32
     seed: int = 0
+    label: Literal["direction", "digit"] = "direction"
 
 
 @dataclass
@@ -350,7 +351,7 @@ class VideoDataModule(L.LightningDataModule):
             self.splits = {"train": Data("train", d["num_train"], **kw),
                            "val": Data("val", d["num_val"], **kw),
                            "test": Data("test", d["num_test"], **kw)}
-            self.classes = list(Data.classes)
+            self.classes = list(self.splits["train"].classes)
             self.multilabel = bool(getattr(Data, "multilabel", False))
             self.cfg["transform"] = {**(c.get("transform") or {}), "size": d["size"]}
             return

@@ -39,7 +39,9 @@ def _split_digits(split: str, digit_size: int) -> tuple[torch.Tensor, np.ndarray
 
 
 class MovingDigits(Dataset):
-    """Real handwritten digits moving left/right/up/down; the label is the direction.
+    """Real handwritten digits moving left/right/up/down; the label is the direction (only motion
+    tells the classes apart) or, with ``label="digit"``, the digit (only appearance does; the
+    direction is random).
 
     Args:
         split: ``"train"``, ``"val"`` or ``"test"`` (disjoint digit images).
@@ -48,6 +50,7 @@ class MovingDigits(Dataset):
         size: canvas side in pixels (S).
         digit_size: side of the scaled digit in pixels.
         seed: base seed; clip ``i`` is the same for the same ``(seed, split, i)``.
+        label: ``"direction"`` (classes :data:`DIRECTIONS`) or ``"digit"`` (classes "0"-"9").
 
     Items: ``{"video": float (1, T, 3, S, S) in [0, 1], "label": int, "index": int}`` (one
     view), the same format as :class:`vidrnn.data.VideoClipDataset`.
@@ -57,16 +60,20 @@ class MovingDigits(Dataset):
     """
 
     classes = list(DIRECTIONS)
+    LABELS = {"direction": list(DIRECTIONS), "digit": [str(d) for d in range(10)]}
 
     def __init__(self, split: str = "train", num_samples: int = 2000, *, num_frames: int = 8,
-                 size: int = 32, digit_size: int = 12, seed: int = 0):
+                 size: int = 32, digit_size: int = 12, seed: int = 0, label: str = "direction"):
         if split not in _SPLITS:
             raise ValueError(f"split={split!r}: expected one of {list(_SPLITS)}")
+        if label not in self.LABELS:
+            raise ValueError(f"label={label!r}: expected one of {list(self.LABELS)}")
+        self.label, self.classes = label, self.LABELS[label]
         if size < digit_size + 2 * num_frames:
             raise ValueError(f"size={size} too small for digit_size={digit_size} moving {num_frames} frames")
         self.split, self.num_samples = split, int(num_samples)
         self.num_frames, self.size, self.digit_size, self.seed = num_frames, size, digit_size, seed
-        self._digits, _ = _split_digits(split, digit_size)
+        self._digits, self._digit_classes = _split_digits(split, digit_size)
         self._split_id = list(_SPLITS).index(split)
 
     def __len__(self) -> int:
@@ -75,12 +82,14 @@ class MovingDigits(Dataset):
     def make(self, i: int) -> tuple[torch.Tensor, int]:
         """Clip ``i`` as float ``(T, 3, S, S)`` and its label."""
         rng = np.random.default_rng([self.seed, self._split_id, i])
-        label = int(rng.integers(len(DIRECTIONS)))
-        digit = self._digits[rng.integers(len(self._digits))]
+        direction = int(rng.integers(len(DIRECTIONS)))
+        pick = rng.integers(len(self._digits))
+        digit = self._digits[pick]
+        label = direction if self.label == "direction" else int(self._digit_classes[pick])
         T, S, D = self.num_frames, self.size, self.digit_size
         speed = int(rng.integers(1, (S - D) // (T - 1) + 1)) if T > 1 else 0
         travel = speed * (T - 1)
-        dy, dx = _VELOCITY[label]
+        dy, dx = _VELOCITY[direction]
         # Start so that the whole path stays on the canvas; the cross-axis position is free.
         y0 = int(rng.integers(0, S - D + 1 - (travel if dy else 0))) + (travel if dy < 0 else 0)
         x0 = int(rng.integers(0, S - D + 1 - (travel if dx else 0))) + (travel if dx < 0 else 0)

@@ -100,10 +100,20 @@ class ModelInfo:
     vocab: list[str] | None = None
 
 
-def _without_pretrained(model_kwargs: dict) -> dict:
+def _without_pretrained(model_kwargs: dict, model_name: str | None = None) -> dict:
     """A classifier's builder arguments with pretrained-weight loading off (the weights come
-    from the checkpoint): also inside an encoder given as settings."""
-    kwargs = {**model_kwargs, "pretrained": False}
+    from the checkpoint): also inside an encoder given as settings; a builder that takes a
+    weights file (``weights=PATH``, the 3D CNNs) gets none, so the file need not exist any more."""
+    import inspect
+
+    from vidrnn.registry import get_model_builder
+
+    params = inspect.signature(get_model_builder(model_name)).parameters if model_name else {"pretrained": None}
+    kwargs = dict(model_kwargs)
+    if "pretrained" in params:
+        kwargs["pretrained"] = False
+    if "weights" in params:
+        kwargs["weights"] = None
     if isinstance(kwargs.get("encoder"), dict):
         kwargs["encoder"] = {**kwargs["encoder"], "pretrained": False}
     return kwargs
@@ -118,14 +128,15 @@ def _model_from(ckpt: dict, path) -> tuple[torch.nn.Module, ModelInfo]:
     data = dict(hp.get("data") or {})
     try:
         if task == "classification":
-            model = build_classifier(hp["model_name"], _without_pretrained(kwargs), len(hp["class_names"]),
-                                     multilabel=bool(hp.get("multilabel")))
+            model = build_classifier(hp["model_name"], _without_pretrained(kwargs, hp["model_name"]),
+                                     len(hp["class_names"]), multilabel=bool(hp.get("multilabel")))
         elif task == "language_modeling":
             model = build_language_model(hp["model_name"], kwargs, len(hp["vocab"]))
         elif task == "captioning":
             from vidrnn.io.captions import SPECIALS
 
-            model = build_captioner(hp["model_name"], _without_pretrained(kwargs), len(SPECIALS) + len(hp["caption_vocab"]))
+            model = build_captioner(hp["model_name"], _without_pretrained(kwargs, hp["model_name"]),
+                                    len(SPECIALS) + len(hp["caption_vocab"]))
         else:
             model = build_forecaster(hp["model_name"], kwargs, data.get("num_output"))
         state = {k[len("model."):]: v for k, v in ckpt["state_dict"].items() if k.startswith("model.")}
@@ -195,11 +206,11 @@ def load_task(path: str | os.PathLike, *, map_location: str | torch.device = "cp
     elif checkpoint_task(ckpt) == "captioning":
         from vidrnn.tasks.captioning import CaptioningTask as Task
 
-        hp["model_kwargs"] = _without_pretrained(hp.get("model_kwargs") or {})
+        hp["model_kwargs"] = _without_pretrained(hp.get("model_kwargs") or {}, hp["model_name"])
     else:
         from vidrnn.tasks.classification import ClassificationTask as Task
 
-        hp["model_kwargs"] = _without_pretrained(hp.get("model_kwargs") or {})
+        hp["model_kwargs"] = _without_pretrained(hp.get("model_kwargs") or {}, hp["model_name"])
     try:
         task = Task(**hp)
         task.load_state_dict(ckpt["state_dict"])

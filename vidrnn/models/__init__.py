@@ -9,13 +9,17 @@
 * :mod:`~vidrnn.models.char_lm` -- character-level RNN/LSTM/GRU language models (char-rnn; Karpathy et al. 2015)
 * :mod:`~vidrnn.models.show_attend_tell` -- Show, Attend and Tell image captioning, soft and hard attention (Xu et al. 2015)
 * :mod:`~vidrnn.models.captioners` -- the captioner base, Show and Tell (baseline), S2VT and a temporal-attention video captioner
+* :mod:`~vidrnn.models.cnn3d` -- 3D CNNs: C3D (Tran et al. 2015), R3D/MC3/R(2+1)D-18 (Tran et al. 2018), P3D (Qiu et al. 2017)
+* :mod:`~vidrnn.models.fusion_template` -- the template network with variational DropPath (Zhou et al. 2020)
 * :mod:`~vidrnn.models.extrapolation` -- persistence and pysteps extrapolation baselines for nowcasting
 """
 
 from vidrnn.models.base import ClassifierOutput
 from vidrnn.models.captioners import S2VT, ShowAndTell, TemporalAttentionCaptioner
 from vidrnn.models.char_lm import CharLM
+from vidrnn.models.cnn3d import C3D, P3DResNet, VideoResNet
 from vidrnn.models.encoder_forecaster import EncoderForecaster
+from vidrnn.models.fusion_template import FusionTemplate
 from vidrnn.models.gru_rcn import ConvRNNClassifier
 from vidrnn.models.lrcn import LRCN, DeepLSTM
 from vidrnn.models.show_attend_tell import ShowAttendTell
@@ -27,4 +31,5 @@ from vidrnn.models.temporal_attention import TemporalAttentionLSTM
 __all__ = ["ClassifierOutput", "LRCN", "DeepLSTM", "ConvPooling", "LatePooling", "SlowPooling", "LocalPooling",
            "TimeDomainConv", "AveragePooling", "EncoderForecaster", "SpatialAttentionLSTM", "TemporalAttentionLSTM",
            "ConvRNNClassifier", "CharLM", "ShowAttendTell",
-           "ShowAndTell", "S2VT", "TemporalAttentionCaptioner"]
+           "ShowAndTell", "S2VT", "TemporalAttentionCaptioner", "C3D", "VideoResNet", "P3DResNet",
+           "FusionTemplate"]

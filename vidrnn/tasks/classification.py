@@ -40,6 +40,7 @@ import torch.nn.functional as F
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
+from vidrnn.errors import ConfigError
 from vidrnn.metrics.attention import attention_mass_ratio
 from vidrnn.metrics.multilabel import MeanAveragePrecision
 from vidrnn.models.base import ClassifierOutput, average_views
@@ -112,8 +113,18 @@ class ClassificationTask(L.LightningModule):
         self.skipped_videos: set[str] = set()
 
     def use_cached_features(self, on: bool = True) -> None:
-        """Feed the model precomputed encoder features (a feature cache) instead of video."""
-        self.model.encoder.read_cache(on)
+        """Feed the model precomputed encoder features (a feature cache) instead of video.
+
+        Raises:
+            ConfigError: ``on`` for a model without a per-frame encoder (a 3D CNN).
+        """
+        encoder = getattr(self.model, "encoder", None)
+        if encoder is None:
+            if on:
+                raise ConfigError(f"{type(self.model).__name__} convolves whole clips and has no per-frame encoder: "
+                                  "it cannot train from a feature cache (data.source=features)")
+            return
+        encoder.read_cache(on)
 
     # ------------------------------------------------------------------ forward
     def forward(self, video: torch.Tensor) -> torch.Tensor:
@@ -198,6 +209,10 @@ class ClassificationTask(L.LightningModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=len(y))
         return loss
 
+    def on_train_epoch_start(self):
+        if hasattr(self.model, "set_epoch"):  # e.g. the fusion template's DropPath warm-up
+            self.model.set_epoch(self.current_epoch)
+
     def on_train_epoch_end(self):
         self.log_dict(self.train_metrics.compute(), prog_bar=False)
         self.train_metrics.reset()
@@ -265,4 +280,5 @@ class ClassificationTask(L.LightningModule):
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
-        return configure_optimizer(self.parameters(), self.optim_cfg, self.trainer)
+        groups = self.model.param_groups() if hasattr(self.model, "param_groups") else self.parameters()
+        return configure_optimizer(groups, self.optim_cfg, self.trainer)

@@ -40,7 +40,9 @@ def configure_optimizer(params, cfg: dict | None, trainer):
     """``configure_optimizers`` for Lightning.
 
     Args:
-        params: the parameters to train (frozen ones are left out).
+        params: the parameters to train (frozen ones are left out), or parameter groups
+            (dicts with ``params`` and optionally ``lr_scale``, a multiple of the configured
+            learning rate, and ``weight_decay``).
         cfg: the ``optimizer`` section (see :class:`OptimizerSettings`; missing keys take the
             defaults).
         trainer: the Lightning trainer (for the number of steps of the cosine schedule).
@@ -49,8 +51,13 @@ def configure_optimizer(params, cfg: dict | None, trainer):
         ConfigError: an unknown key or value.
     """
     c = validate_section(OptimizerSettings, cfg, "optimizer")
-    params = [p for p in params if p.requires_grad]
     lr, wd = c["lr"], c["weight_decay"]
+    params = list(params)
+    if params and isinstance(params[0], dict):
+        params = [{**{k: v for k, v in g.items() if k != "lr_scale"}, "lr": lr * g.get("lr_scale", 1.0),
+                   "params": [p for p in g["params"] if p.requires_grad]} for g in params]
+    else:
+        params = [p for p in params if p.requires_grad]
     if c["name"] == "adamw":
         opt = torch.optim.AdamW(params, lr=lr, weight_decay=wd)
     elif c["name"] == "sgd":
