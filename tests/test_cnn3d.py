@@ -106,7 +106,8 @@ def test_variational_droppath_is_unbiased_hard_at_eval_and_learns_its_rate():
     vdp.set_keep(False)
     assert torch.equal(vdp(x), torch.zeros_like(x))
     assert math.isclose(vdp.marginal(), 1 - math.sqrt(float(vdp.p.detach())))
-    vdp.enabled = False  # warm-up: a plain path
+    vdp.enabled = False  # warm-up: a plain path in training, the mask still applies at evaluation
+    assert torch.equal(vdp(x), torch.zeros_like(x))
     vdp.train()
     assert torch.equal(vdp(x), x)
 
@@ -156,7 +157,7 @@ def test_a_strategy_with_the_template_weights_equals_the_masked_template():
     import numpy as np
 
     torch.manual_seed(0)
-    t = create_model("fusion_template_tiny", num_classes=3).eval()
+    t = create_model("fusion_template_tiny", num_classes=3, warmup_epochs=2).eval()  # loaded before DropPath began
     s = t.sample_strategy(np.random.default_rng(3))
     t.from_triplets(s)
     fixed = create_model("fusion_template_tiny", num_classes=3, strategy=s).eval()
@@ -183,6 +184,9 @@ def test_template_training_adds_the_regulariser_and_learns_the_rates():
     assert groups[1]["lr_scale"] == 10.0 and len(groups[1]["params"]) == len(rates)
     m = t.marginals()
     assert set(m[0]["units"]) == {"S", "ST"} and list(m[1]["inputs"]) == [0, 1]
+    heavier = create_model("fusion_template_tiny", num_classes=3, prior_weight=3.0)
+    heavier.load_state_dict(t.state_dict())
+    torch.testing.assert_close(heavier.regulariser(), 3 * t.regulariser())
 
 
 def test_fusion_commands_end_to_end_on_a_tiny_template(tmp_path, capsys):

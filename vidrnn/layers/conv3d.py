@@ -213,7 +213,8 @@ class VariationalDropPath(nn.Module):
     Gal et al. 2017, so that ``p`` gets gradients), and ``y = x (1 - z) / (1 - p)``: the
     expected output equals ``x`` (exactly in the limit of temperature 0). Evaluation: a hard 0/1
     mask, ``y = x * mask`` with ``mask`` the buffer :attr:`keep` (1 = kept), which a fusion search
-    sets; by default ``keep = 1 - p >= 0.5``. ``enabled = False`` (warm-up) passes ``x`` through.
+    sets; by default ``keep = 1 - p >= 0.5``. ``enabled = False`` (warm-up) passes ``x`` through in
+    training (evaluation still applies the mask).
 
     :meth:`regulariser` is the path's term of Zhou et al.'s eq. 5: ``p log p + k^2 (1 - p) ||w||^2
     / (2 N)`` for the weights ``w`` of the unit behind the path, length-scale ``k`` and ``N``
@@ -258,10 +259,10 @@ class VariationalDropPath(nn.Module):
         return p * torch.log(p) + length_scale ** 2 * (1 - p) * weights / (2 * num_samples)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:  # the evaluation mask holds whether or not training has reached DropPath
+            return x * self.keep.to(x.dtype)
         if not self.enabled:
             return x
-        if not self.training:
-            return x * self.keep.to(x.dtype)
         p = self.p
         eps = 1e-7
         u = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device, dtype=torch.float32).clamp(eps, 1 - eps)

@@ -131,6 +131,10 @@ class FusionTemplate(Clip3DClassifier):
         warmup_epochs: epochs trained without DropPath before the rates are learned (search).
         rate_lr_scale: the drop rates' learning rate as a multiple of the weights' (search; the
             rates are a few dozen scalars that must move within the few epochs of a run).
+        prior_weight: multiplies the regulariser (1: eq. 5 as written). With ``N`` in the
+            thousands its ``p log p`` term barely moves the rates within a short run, so the
+            rates of units the data does not need stay where they started; a larger weight lets
+            them rise towards ``1/e`` while the likelihood keeps the needed ones low.
         dropout: before the classifier.
 
     Shape: ``(B, T, 3, H, W)`` -> logits ``(B, K)``.
@@ -142,7 +146,7 @@ class FusionTemplate(Clip3DClassifier):
     def __init__(self, num_classes: int, *, stages=((16, 3), (32, 3)), units=("S", "ST"),
                  strategy: str | list | None = None, drop_rate: float = 0.1, temperature: float = 0.1,
                  length_scale: float = 1e-2, dataset_size: int = 2000, warmup_epochs: int = 1,
-                 rate_lr_scale: float = 10.0, dropout: float = 0.2):
+                 rate_lr_scale: float = 10.0, prior_weight: float = 1.0, dropout: float = 0.2):
         super().__init__(num_classes)
         stages = [tuple(int(v) for v in st) for st in stages]
         if not stages or any(len(st) != 2 or min(st) < 1 for st in stages):
@@ -154,7 +158,7 @@ class FusionTemplate(Clip3DClassifier):
         self.unit_set, self.layers_per_stage = units, [n for _, n in stages]
         self.search = strategy is None
         self.length_scale, self.dataset_size, self.warmup_epochs = float(length_scale), int(dataset_size), warmup_epochs
-        self.rate_lr_scale = float(rate_lr_scale)
+        self.rate_lr_scale, self.prior_weight = float(rate_lr_scale), float(prior_weight)
         triplets = None if self.search else self._check_triplets(
             preset_triplets(strategy, self.layers_per_stage) if isinstance(strategy, str) else list(strategy))
         self.strategy = triplets
@@ -266,12 +270,13 @@ class FusionTemplate(Clip3DClassifier):
         return groups
 
     def regulariser(self) -> torch.Tensor:
-        """Zhou et al.'s eq. 5 terms over all paths, divided by N (the task's loss is a mean)."""
+        """Zhou et al.'s eq. 5 terms over all paths, divided by N (the task's loss is a mean),
+        times ``prior_weight``."""
         total = self.fc.weight.new_zeros(())
         for _, _, _, vdp, unit in self.paths():
             w2 = sum(p.square().sum() for p in unit.parameters()) if unit is not None else 0.0
             total = total + vdp.regulariser(w2, self.dataset_size, self.length_scale)
-        return total / self.dataset_size
+        return self.prior_weight * total / self.dataset_size
 
     # -- forward --------------------------------------------------------------------------
     def forward_3d(self, x):
@@ -295,11 +300,12 @@ def fusion_template(num_classes: int = 4, *, stages: list[list[int]] = ((32, 3),
                     units: list[str] = ("S", "ST"), strategy: str | list | None = None,
                     drop_rate: float = 0.1, temperature: float = 0.1, length_scale: float = 1e-2,
                     dataset_size: int = 2000, warmup_epochs: int = 1, rate_lr_scale: float = 10.0,
-                    dropout: float = 0.2, weights: str | None = None) -> FusionTemplate:
+                    prior_weight: float = 1.0, dropout: float = 0.2, weights: str | None = None) -> FusionTemplate:
     """Template network with variational DropPath over fusion units and dense inputs (Zhou et al. 2020)"""
     m = FusionTemplate(num_classes, stages=stages, units=units, strategy=strategy, drop_rate=drop_rate,
                        temperature=temperature, length_scale=length_scale, dataset_size=dataset_size,
-                       warmup_epochs=warmup_epochs, rate_lr_scale=rate_lr_scale, dropout=dropout)
+                       warmup_epochs=warmup_epochs, rate_lr_scale=rate_lr_scale,
+                       prior_weight=prior_weight, dropout=dropout)
     return load_weights(m, weights, subset=True)
 
 
@@ -308,9 +314,11 @@ def fusion_template_tiny(num_classes: int = 4, *, stages: list[list[int]] = ((8,
                          units: list[str] = ("S", "ST"), strategy: str | list | None = None,
                          drop_rate: float = 0.1, temperature: float = 0.1, length_scale: float = 1e-2,
                          dataset_size: int = 2000, warmup_epochs: int = 0, rate_lr_scale: float = 10.0,
-                         dropout: float = 0.0, weights: str | None = None) -> FusionTemplate:
+                         prior_weight: float = 1.0, dropout: float = 0.0,
+                         weights: str | None = None) -> FusionTemplate:
     """Template network with 2 + 2 layers of 8 and 16 channels, for tests"""
     m = FusionTemplate(num_classes, stages=stages, units=units, strategy=strategy, drop_rate=drop_rate,
                        temperature=temperature, length_scale=length_scale, dataset_size=dataset_size,
-                       warmup_epochs=warmup_epochs, rate_lr_scale=rate_lr_scale, dropout=dropout)
+                       warmup_epochs=warmup_epochs, rate_lr_scale=rate_lr_scale,
+                       prior_weight=prior_weight, dropout=dropout)
     return load_weights(m, weights, subset=True)
