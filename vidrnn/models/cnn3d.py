@@ -78,7 +78,7 @@ class Clip3DClassifier(nn.Module):
             raise ValueError(f"{type(self).__name__} classifies clips: expected (B, T, 3, H, W) RGB in [0, 1], got "
                              f"shape {tuple(video.shape)}")
         x = video.transpose(1, 2)  # (B, 3, T, H, W), once
-        x = (x - self.mean.to(x.dtype)) / self.std.to(x.dtype)
+        x = ((x - self.mean.to(x.dtype)) / self.std.to(x.dtype)).contiguous()  # the transposed strides slow Conv3d
         return ClassifierOutput(self.forward_3d(x))
 
 
