@@ -100,7 +100,7 @@ class ModelInfo:
     vocab: list[str] | None = None
 
 
-def _without_pretrained(model_kwargs: dict, model_name: str | None = None) -> dict:
+def _without_pretrained(model_kwargs: dict, model_name: str) -> dict:
     """A classifier's builder arguments with pretrained-weight loading off (the weights come
     from the checkpoint): also inside an encoder given as settings; a builder that takes a
     weights file (``weights=PATH``, the 3D CNNs) gets none, so the file need not exist any more."""
@@ -108,7 +108,7 @@ def _without_pretrained(model_kwargs: dict, model_name: str | None = None) -> di
 
     from vidrnn.registry import get_model_builder
 
-    params = inspect.signature(get_model_builder(model_name)).parameters if model_name else {"pretrained": None}
+    params = inspect.signature(get_model_builder(model_name)).parameters
     kwargs = dict(model_kwargs)
     if "pretrained" in params:
         kwargs["pretrained"] = False

@@ -101,7 +101,6 @@ def fusion_search(checkpoint: str | os.PathLike, *, num_samples: int = 100, seed
         if all(u in model.unit_set for u in units):
             model.from_triplets(preset_triplets(name, model.layers_per_stage))
             presets[name] = _top1(model, batches)
-    model.from_triplets([dict(t) for t in _default_masks(model)])
     ranking = sorted(scores.values(), key=lambda r: (-r["val_top1"], -r["draws"]))
     best = ranking[0]["strategy"]
     out.mkdir(parents=True, exist_ok=True)
@@ -116,12 +115,6 @@ def fusion_search(checkpoint: str | os.PathLike, *, num_samples: int = 100, seed
                f"{ranking[0]['val_top1']:.3f} with the template's weights), initialised from\n# {checkpoint}\n"
                + yaml.safe_dump(best_cfg, sort_keys=False))
     return {**result, "json": str(out / "fusion_search.json"), "config": str(out / "best_strategy.yaml")}
-
-
-def _default_masks(model) -> list[dict]:
-    """The template's masks back to every path kept (its evaluation default after training)."""
-    return [{"layer": m["layer"], "inputs": [1] * len(m["inputs"]), "units": "+".join(m["units"])}
-            for m in model.marginals()]
 
 
 def fusion_report(checkpoint: str | os.PathLike, out: str | os.PathLike | None = None) -> dict:
