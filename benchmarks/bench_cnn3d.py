@@ -5,7 +5,8 @@ memory layout, all measured in the same run on the same inputs.
 
 Clips are 16 x 112 x 112 (the paper's), batch ``--batch`` (default 4 on a CPU, 16 on a GPU).
 Each row: median seconds per step over ``--steps`` timed steps after two warm-up steps, clips/s,
-and the ratio to torchvision's fp32 default-layout row.
+the speed-up over torchvision's fp32 default-layout row, and the ratio to torchvision in the same
+precision and layout (the same network: ~1.0).
 
 Usage: python benchmarks/bench_cnn3d.py [--steps 5] [--batch N] [--frames 16] [--size 112]
        [--device cpu|cuda] [--quick]   (--quick: 8 x 64 x 64 clips, 2 steps, tiny and full only)
@@ -32,8 +33,10 @@ def _sync(device):
 
 def bench(model, clips, labels, *, steps, precision, layout, device, vidrnn_layout):
     model = model.to(device).train()
-    if layout == "channels_last_3d":
+    if layout == "channels_last_3d":  # what classification.channels_last does
         model = model.to(memory_format=torch.channels_last_3d)
+        if vidrnn_layout:
+            model.memory_format = torch.channels_last_3d
     opt = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
     x = clips.to(device)
     if not vidrnn_layout:  # torchvision takes (B, C, T, H, W), normalised by the caller
@@ -88,11 +91,14 @@ def main() -> None:
                       vidrnn_layout=ours)
             rows.append((name, precision, layout, s))
     ref = rows[0][3]
+    same = {(p, lay): s for n, p, lay, s in rows if n.startswith("torchvision")}
     print(f"# 3D CNN training step, {B} clips of {a.frames} x {a.size} x {a.size}, {device} "
           f"({platform.processor() or platform.machine()}, torch {torch.__version__}, {torch.get_num_threads()} threads)")
-    print(f"{'model':<26} {'precision':<9} {'layout':<17} {'s/step':>8} {'clips/s':>8} {'vs torchvision fp32':>20}")
+    print(f"{'model':<26} {'precision':<9} {'layout':<17} {'s/step':>8} {'clips/s':>8} {'vs torchvision fp32':>20} "
+          f"{'vs torchvision same':>20}")
     for name, precision, layout, s in rows:
-        print(f"{name:<26} {precision:<9} {layout:<17} {s:8.3f} {B / s:8.2f} {ref / s:19.2f}x")
+        print(f"{name:<26} {precision:<9} {layout:<17} {s:8.3f} {B / s:8.2f} {ref / s:19.2f}x "
+              f"{same[(precision, layout)] / s:19.2f}x")
 
 
 if __name__ == "__main__":

@@ -58,6 +58,15 @@ def test_resume_continues_from_last(digits_run, tmp_path):
     assert ck["epoch"] == 1  # second epoch done (0-based)
 
 
+def test_last_checkpoint_is_the_last_epoch_even_when_the_metric_stops_improving(tmp_path):
+    run = tmp_path / "flat"  # lr 0: the validation loss never improves after the first epoch
+    assert main(["fit", "--run-dir", str(run), *DIGITS, "trainer.max_epochs=3", "optimizer.lr=0"]) == 0
+    best = torch.load(run / "checkpoints" / "best.ckpt", weights_only=False)
+    last = torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    assert best["epoch"] == 0 and last["epoch"] == 2
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+
+
 def test_test_and_predict_from_checkpoint(digits_run, shared_data, capsys, tmp_path):
     ckpt = digits_run / "checkpoints" / "best.ckpt"
     assert main(["test", str(ckpt), "data.num_workers=0", "--output", str(tmp_path / "m.json")]) == 0

@@ -129,6 +129,32 @@ def test_clip_models_refuse_frames_in_the_wrong_layout(name):
         m(torch.rand(2, 3, 8, 32, 32))  # torch's (B, C, T, H, W) by mistake
 
 
+@pytest.mark.parametrize("name", ["r2plus1d_18_tiny", "fusion_template_tiny"])
+def test_channels_last_3d_gives_the_same_outputs_and_gradients(name):
+    from vidrnn.tasks.classification import ClassificationTask
+
+    torch.manual_seed(0)
+    ref = ClassificationTask(name, {}, ["a", "b", "c"]).eval()
+    cl = ClassificationTask(name, {}, ["a", "b", "c"], channels_last=True).eval()
+    cl.load_state_dict(ref.state_dict())
+    conv = next(m for m in cl.model.modules() if isinstance(m, torch.nn.Conv3d))
+    assert conv.weight.is_contiguous(memory_format=torch.channels_last_3d) and conv.weight.stride()[1] == 1
+    x = torch.rand(2, 8, 3, 32, 32)
+    a, b = ref(x), cl(x)
+    torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-4)
+    ga = torch.autograd.grad(a.sum(), ref.model.fc.weight)[0]
+    gb = torch.autograd.grad(b.sum(), cl.model.fc.weight)[0]
+    torch.testing.assert_close(gb, ga, atol=1e-5, rtol=1e-4)
+
+
+def test_channels_last_is_refused_for_frame_models():
+    from vidrnn.errors import ConfigError
+    from vidrnn.tasks.classification import ClassificationTask
+
+    with pytest.raises(ConfigError, match="channels_last: lrcn_tiny does not convolve clips"):
+        ClassificationTask("lrcn_tiny", {}, ["a", "b"], channels_last=True)
+
+
 # ------------------------------------------------------------------------------ the fusion template
 def test_triplets_round_trip_and_presets_express_the_classic_strategies():
     import numpy as np
@@ -204,6 +230,18 @@ def test_fusion_commands_end_to_end_on_a_tiny_template(tmp_path, capsys):
     assert main(["fusion-report", str(ckpt)]) == 0
     assert (run / "fusion_report" / "fusion_bars.png").stat().st_size > 1000
     assert (run / "fusion_report" / "fusion_heatmap.png").stat().st_size > 1000
+    summary = json.loads((run / "fusion_report" / "fusion_summary.json").read_text())
+    marginals = json.loads((run / "fusion_report" / "fusion_marginals.json").read_text())
+    assert summary["units"]["ST"]["low"] == pytest.approx((marginals[0]["units"]["ST"] + marginals[1]["units"]["ST"]) / 2)
+    assert summary["units"]["S"]["high"] == pytest.approx(marginals[2]["units"]["S"])
+    # two templates side by side (here the same one twice)
+    assert main(["fusion-report", str(ckpt), str(ckpt), "--labels", "motion,again"]) == 2
+    assert "--out is required" in capsys.readouterr().err
+    assert main(["fusion-report", str(ckpt), str(ckpt), "--labels", "motion,again", "--out", str(tmp_path / "cmp")]) == 0
+    assert (tmp_path / "cmp" / "fusion_compare.png").stat().st_size > 1000
+    assert (tmp_path / "cmp" / "again" / "fusion_bars.png").is_file()
+    both = json.loads((tmp_path / "cmp" / "fusion_compare.json").read_text())
+    assert both["motion"]["marginals"] == both["again"]["marginals"] == marginals
     assert main(["fusion-search", str(ckpt), "-n", "6"]) == 0
     result = json.loads((run / "fusion_search" / "fusion_search.json").read_text())
     assert sum(r["draws"] for r in result["ranking"]) == 6 and set(result["presets"]) == {"all-S", "all-ST", "all-S+ST"}

@@ -98,7 +98,7 @@ def test_resolved_config_fills_every_section_from_one_place():
     defaults = section_defaults(VideoDataSettings)
     assert cfg["data"]["batch_size"] == defaults["batch_size"] and cfg["data"]["digits"]["num_train"] == 2000
     assert "distractors" not in cfg["data"]  # only the chosen source's section
-    assert cfg["trainer"]["max_epochs"] == 4 and cfg["classification"] == {"label_smoothing": 0.0}
+    assert cfg["trainer"]["max_epochs"] == 4 and cfg["classification"] == {"label_smoothing": 0.0, "channels_last": False}
     # a sampler given without a name updates the default one; with a name it replaces it
     assert load_config(None, ["data.sampler.num_frames=4"])["data"]["sampler"] == {"name": "uniform", "num_frames": 4}
     seg = load_config(None, ["data.sampler={name: segments, num_segments: 3}"])["data"]["sampler"]

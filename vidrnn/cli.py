@@ -412,13 +412,24 @@ def cmd_fusion_search(args) -> int:
 def cmd_fusion_report(args) -> int:
     from vidrnn.inference.fusion import fusion_report
 
-    r = fusion_report(args.checkpoint, out=args.out)
-    units = list(r["marginals"][0]["units"]) if r["marginals"] else []
-    print(f"fusion-report: P(unit used) = 1 - sqrt(p) per layer ({args.checkpoint})")
-    print("  layer  " + "  ".join(f"{u:>5}" for u in units))
-    for m in r["marginals"]:
-        print(f"  {m['layer']:>5}  " + "  ".join(f"{m['units'][u]:5.2f}" for u in units))
-    print(f"figures: {r['bars']}, {r['heatmap']}")
+    labels = [v for v in args.labels.split(",")] if args.labels else None
+    r = fusion_report(args.checkpoint[0] if len(args.checkpoint) == 1 else args.checkpoint, out=args.out,
+                      labels=labels)
+    reports = {"": r} if len(args.checkpoint) == 1 else r["reports"]
+    for label, rep in reports.items():
+        units = list(rep["marginals"][0]["units"]) if rep["marginals"] else []
+        print(f"fusion-report{' ' + label if label else ''}: P(unit used) = 1 - sqrt(p) per layer "
+              f"({rep.get('checkpoint', args.checkpoint[0])})")
+        print("  layer  " + "  ".join(f"{u:>5}" for u in units))
+        for m in rep["marginals"]:
+            print(f"  {m['layer']:>5}  " + "  ".join(f"{m['units'][u]:5.2f}" for u in units))
+        summ = rep["summary"]["units"]
+        for row in ("mean", "low", "high"):
+            print(f"  {row:>5}  " + "  ".join(f"{summ[u][row]:5.2f}" for u in units))
+        print(f"  preferred per layer: {' '.join(rep['summary']['preferred'])}")
+        print(f"  figures: {rep['bars']}, {rep['heatmap']}")
+    if len(args.checkpoint) > 1:
+        print(f"comparison: {r['compare']} ({r['json']})")
     return 0
 
 
@@ -530,9 +541,12 @@ def build_parser() -> argparse.ArgumentParser:
     fs.add_argument("--out", help="output folder (default: fusion_search beside the checkpoints folder)")
     fs.add_argument("--config", "-c", help="YAML whose sections override the checkpoint's config")
     fs.add_argument("overrides", nargs="*", metavar="key=value")
-    fr = sub.add_parser("fusion-report", help="draw a trained template's per-layer unit probabilities (PNG)")
-    fr.add_argument("checkpoint")
-    fr.add_argument("--out", help="output folder (default: fusion_report beside the checkpoints folder)")
+    fr = sub.add_parser("fusion-report", help="draw trained templates' per-layer unit probabilities (PNG); several "
+                                              "checkpoints: also side by side")
+    fr.add_argument("checkpoint", nargs="+")
+    fr.add_argument("--out", help="output folder (default for one checkpoint: fusion_report beside the checkpoints "
+                                  "folder; required for several)")
+    fr.add_argument("--labels", help="comma-separated names of the checkpoints (default: their run directories)")
     return p
 
 

@@ -195,7 +195,8 @@ def build_task(cfg: dict, datamodule, init_from: str | os.PathLike | None = None
         task = ClassificationTask(name, model_cfg, datamodule.classes, optimizer=cfg["optimizer"],
                                   data=datamodule.settings, config=cfg,
                                   label_smoothing=cfg["classification"]["label_smoothing"],
-                                  multilabel=datamodule.multilabel)
+                                  multilabel=datamodule.multilabel,
+                                  channels_last=cfg["classification"]["channels_last"])
         if encoder_state is not None:
             task.model.encoder.load_state_dict(encoder_state)
         classes = datamodule.classes
@@ -234,9 +235,14 @@ def _trainer(cfg: dict, run_dir: Path, *, monitor: str | None):
         pass
     mode = "max" if monitor and any(k in monitor for k in ("top1", "mAP", "bleu", "cider")) else "min"
     ckpt = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best", monitor=monitor, mode=mode,
-                           save_last=True, save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False)
+                           save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False)
+    # last.ckpt after every epoch. Not ``save_last=True``: since Lightning 2.6 that writes last.ckpt
+    # only in the epochs that also write a best checkpoint, so it fell behind once the monitored
+    # metric stopped improving (a resume repeated epochs; a report read stale weights).
+    last = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="last", monitor=None, save_top_k=1,
+                           auto_insert_metric_name=False, enable_version_counter=False)
     try:
-        return L.Trainer(default_root_dir=str(run_dir), logger=loggers, callbacks=[ckpt, _Started()],
+        return L.Trainer(default_root_dir=str(run_dir), logger=loggers, callbacks=[ckpt, last, _Started()],
                          plugins=[AtomicCheckpointIO()], enable_model_summary=False, **tcfg)
     except (MisconfigurationException, ValueError, TypeError) as e:
         raise ConfigError(f"trainer: {e}") from None

@@ -21,7 +21,7 @@ from vidrnn.errors import ConfigError
 from vidrnn.inference.checkpoint import load_task, read_checkpoint
 from vidrnn.io.files import write_json, write_text
 
-__all__ = ["fusion_search", "fusion_report"]
+__all__ = ["fusion_search", "fusion_report", "preference_summary"]
 
 
 def _template(checkpoint: str | os.PathLike):
@@ -117,23 +117,84 @@ def fusion_search(checkpoint: str | os.PathLike, *, num_samples: int = 100, seed
     return {**result, "json": str(out / "fusion_search.json"), "config": str(out / "best_strategy.yaml")}
 
 
-def fusion_report(checkpoint: str | os.PathLike, out: str | os.PathLike | None = None) -> dict:
-    """Draw the template's per-layer unit probabilities (``1 - sqrt(p)``): ``fusion_bars.png``
-    and ``fusion_heatmap.png`` in ``out`` (default: beside the checkpoint's folder), and
-    ``fusion_marginals.json``.
+def preference_summary(marginals: list[dict], layers_per_stage: Sequence[int]) -> dict:
+    """Per unit, the mean marginal probability over all layers, over the first stage's layers
+    ("low") and over the last stage's ("high"), and each layer's most probable unit: the numbers
+    behind the paper's reading of its figure (S+ST low, ST high).
 
     Returns:
-        ``{"marginals": [...], "bars": path, "heatmap": path, "json": path}``.
+        ``{"units": {u: {"mean", "low", "high"}}, "preferred": [unit per layer]}``.
     """
-    from vidrnn.viz.fusion import fusion_bars, fusion_heatmap
+    n = len(marginals)
+    low = set(range(layers_per_stage[0])) if len(layers_per_stage) > 1 else set(range(n // 2))
+    high = set(range(n - layers_per_stage[-1], n)) if len(layers_per_stage) > 1 else set(range(n // 2, n))
+    units = list(marginals[0]["units"]) if marginals else []
 
-    checkpoint = Path(checkpoint).resolve()
-    ck, model = _template(checkpoint)
-    out = Path(out) if out else checkpoint.parent.parent / "fusion_report"
-    out.mkdir(parents=True, exist_ok=True)
-    marginals = model.marginals()
-    name = ck["hyper_parameters"]["model_name"]
-    bars = fusion_bars(marginals, out / "fusion_bars.png", title=f"{name}: P(unit used) per layer")
-    heat = fusion_heatmap(marginals, out / "fusion_heatmap.png", title=f"{name}: unit preferences")
-    write_json(out / "fusion_marginals.json", marginals)
-    return {"marginals": marginals, "bars": str(bars), "heatmap": str(heat), "json": str(out / "fusion_marginals.json")}
+    def mean(u, layers):
+        vals = [m["units"][u] for m in marginals if m["layer"] in layers]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    return {"units": {u: {"mean": mean(u, set(range(n))), "low": mean(u, low), "high": mean(u, high)} for u in units},
+            "preferred": [max(m["units"], key=m["units"].get) for m in marginals]}
+
+
+def fusion_report(checkpoints: str | os.PathLike | Sequence[str | os.PathLike], out: str | os.PathLike | None = None,
+                  labels: Sequence[str] | None = None) -> dict:
+    """Draw the per-layer unit probabilities (``1 - sqrt(p)``) of one template or compare several
+    (e.g. one trained on a motion task, one on an appearance task).
+
+    One checkpoint: ``fusion_bars.png``, ``fusion_heatmap.png``, ``fusion_marginals.json`` and
+    ``fusion_summary.json`` (:func:`preference_summary`) in ``out`` (default: ``fusion_report``
+    beside the checkpoint's folder). Several: the same for each in ``out/<label>``, and
+    ``fusion_compare.png`` (one panel per unit, the templates' bars side by side per layer) with
+    ``fusion_compare.json`` in ``out`` (required).
+
+    Args:
+        labels: one name per checkpoint (default: each run directory's name).
+
+    Returns:
+        One checkpoint: ``{"marginals", "summary", "bars", "heatmap", "json"}``. Several:
+        ``{"reports": {label: that dict}, "compare": path, "json": path}``.
+
+    Raises:
+        ConfigError: not a template checkpoint, several without ``out``, labels that do not
+            match, or templates with different layers or unit sets.
+    """
+    from vidrnn.viz.fusion import fusion_bars, fusion_compare, fusion_heatmap
+
+    single = isinstance(checkpoints, (str, os.PathLike))
+    paths = [Path(c).resolve() for c in ([checkpoints] if single else checkpoints)]
+    if not paths:
+        raise ConfigError("fusion-report: give at least one checkpoint")
+    if len(paths) > 1 and out is None:
+        raise ConfigError("fusion-report: --out is required to compare several checkpoints")
+    labels = list(labels) if labels else [p.parent.parent.name for p in paths]
+    if len(labels) != len(paths) or len(set(labels)) != len(labels):
+        raise ConfigError(f"fusion-report: {len(paths)} checkpoints need as many distinct labels, got {labels}")
+    reports, shape = {}, None
+    for label, checkpoint in zip(labels, paths):
+        ck, model = _template(checkpoint)
+        this = (tuple(model.layers_per_stage), tuple(model.unit_set))
+        if shape is not None and this != shape:
+            raise ConfigError(f"{checkpoint}: layers {list(this[0])} and units {list(this[1])} differ from the first "
+                              f"template's ({list(shape[0])}, {list(shape[1])}); compare like with like")
+        shape = this
+        where = (Path(out) if out else checkpoint.parent.parent / "fusion_report") if len(paths) == 1 \
+            else Path(out) / label
+        where.mkdir(parents=True, exist_ok=True)
+        marginals = model.marginals()
+        summary = preference_summary(marginals, model.layers_per_stage)
+        name = ck["hyper_parameters"]["model_name"] if len(paths) == 1 else label
+        bars = fusion_bars(marginals, where / "fusion_bars.png", title=f"{name}: P(unit used) per layer")
+        heat = fusion_heatmap(marginals, where / "fusion_heatmap.png", title=f"{name}: unit preferences")
+        write_json(where / "fusion_marginals.json", marginals)
+        write_json(where / "fusion_summary.json", summary)
+        reports[label] = {"checkpoint": str(checkpoint), "marginals": marginals, "summary": summary,
+                          "bars": str(bars), "heatmap": str(heat), "json": str(where / "fusion_marginals.json")}
+    if len(paths) == 1:
+        return reports[labels[0]]
+    compare = fusion_compare({k: r["marginals"] for k, r in reports.items()}, Path(out) / "fusion_compare.png")
+    write_json(Path(out) / "fusion_compare.json",
+               {k: {"checkpoint": r["checkpoint"], "summary": r["summary"], "marginals": r["marginals"]}
+                for k, r in reports.items()})
+    return {"reports": reports, "compare": str(compare), "json": str(Path(out) / "fusion_compare.json")}

@@ -55,6 +55,9 @@ class Clip3DClassifier(nn.Module):
     """
 
     input_kind = "clip"
+    #: the memory order of the activations (``torch.channels_last_3d``: set with the weights'
+    #: by ``classification.channels_last``)
+    memory_format = torch.contiguous_format
 
     def __init__(self, num_classes: int, mean=KINETICS_MEAN, std=KINETICS_STD):
         super().__init__()
@@ -78,7 +81,8 @@ class Clip3DClassifier(nn.Module):
             raise ValueError(f"{type(self).__name__} classifies clips: expected (B, T, 3, H, W) RGB in [0, 1], got "
                              f"shape {tuple(video.shape)}")
         x = video.transpose(1, 2)  # (B, 3, T, H, W), once
-        x = ((x - self.mean.to(x.dtype)) / self.std.to(x.dtype)).contiguous()  # the transposed strides slow Conv3d
+        # the transposed strides slow Conv3d: one copy into the memory order the weights use
+        x = ((x - self.mean.to(x.dtype)) / self.std.to(x.dtype)).contiguous(memory_format=self.memory_format)
         return ClassifierOutput(self.forward_3d(x))
 
 

@@ -1,11 +1,12 @@
 """Figures of a fusion template's learned unit preferences (Zhou et al. 2020, figure 4 style):
-per-layer bars of each unit's marginal probability ``1 - sqrt(p)`` and a layer x unit heat map."""
+per-layer bars of each unit's marginal probability ``1 - sqrt(p)``, a layer x unit heat map, and
+the bars of several templates (e.g. trained on different tasks) side by side."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["fusion_bars", "fusion_heatmap"]
+__all__ = ["fusion_bars", "fusion_heatmap", "fusion_compare"]
 
 
 def _units(marginals: list[dict]) -> list[str]:
@@ -71,4 +72,33 @@ def fusion_heatmap(marginals: list[dict], path: str | Path, title: str = "") -> 
     ax.set_yticks(range(len(marginals)), [f"layer {m['layer']}" for m in marginals], fontsize=8)
     fig.colorbar(im, ax=ax, label="1 - sqrt(p)")
     ax.set_title(title or "unit preferences (low layers at the top)", fontsize=10)
+    return _save(fig, path)
+
+
+def fusion_compare(marginals: dict[str, list[dict]], path: str | Path, title: str = "") -> Path:
+    """One panel per unit; in each, every layer's marginal probability of that unit for each
+    template (``{label: marginals}``), bars side by side (PNG at ``path``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    labels = list(marginals)
+    units = _units(next(iter(marginals.values())))
+    L = len(next(iter(marginals.values())))
+    width = 0.8 / max(1, len(labels))
+    fig, axes = plt.subplots(1, len(units), figsize=(max(4.0, 0.7 * L + 1.5) * len(units), 3.2), sharey=True,
+                             squeeze=False)
+    x = np.arange(L)
+    for ax, u in zip(axes[0], units):
+        for k, label in enumerate(labels):
+            ax.bar(x + (k - (len(labels) - 1) / 2) * width, [m["units"].get(u, np.nan) for m in marginals[label]],
+                   width, label=label)
+        ax.set_xticks(x, [f"L{m['layer']}" for m in marginals[labels[0]]], fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"unit {u}", fontsize=10)
+    axes[0][0].set_ylabel("P(unit used) = 1 - sqrt(p)")
+    axes[0][-1].legend(fontsize=8)
+    fig.suptitle(title or "learned unit preferences per layer, by template", fontsize=10)
     return _save(fig, path)
