@@ -80,6 +80,21 @@ def test_test_and_predict_from_checkpoint(digits_run, shared_data, capsys, tmp_p
     assert "v_CricketShot_g04_c01_rgb.gif" in capsys.readouterr().out
 
 
+def test_predict_labels_every_video_in_a_folder(digits_run, shared_data, tmp_path, capsys):
+    folder = tmp_path / "videos"
+    folder.mkdir()
+    (folder / "b.gif").symlink_to(shared_data / "videos" / "clips" / "v_CricketShot_g04_c01_rgb.gif")
+    (folder / "a.avi").symlink_to(shared_data / "videos" / "clips" / "ucf101_xvid_320x240.avi")
+    (folder / "notes.txt").write_text("not a video")
+    out = tmp_path / "pred.json"
+    assert main(["predict", str(digits_run / "checkpoints" / "best.ckpt"), str(folder), "--output", str(out)]) == 0
+    assert [Path(r["video"]).name for r in json.loads(out.read_text())["results"]] == ["a.avi", "b.gif"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["predict", str(digits_run / "checkpoints" / "best.ckpt"), str(empty)]) == 1
+    assert "is a directory" in capsys.readouterr().err
+
+
 def test_predict_reports_bad_files_and_continues(digits_run, tmp_path, capsys):
     ckpt = digits_run / "checkpoints" / "best.ckpt"
     bad = tmp_path / "bad.mp4"

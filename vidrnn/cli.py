@@ -159,9 +159,22 @@ def cmd_predict(args) -> int:
             for seg in merge_timeline(r["timeline"]):
                 print(f"    {seg['start']:7.1f}-{seg['end']:7.1f} s  {seg['label']}  (mean p {seg['prob']:.2f})")
 
-    results = label_videos(args.checkpoint, args.videos, topk=args.topk, timeline=args.timeline, window=args.window,
-                           attention_dir=args.attention, device=args.device)
+    results = label_videos(args.checkpoint, _expand_folders(args.videos), topk=args.topk, timeline=args.timeline,
+                           window=args.window, attention_dir=args.attention, device=args.device)
     return _report_results(results, show, args.output, {"checkpoint": str(args.checkpoint), "model": model_name})
+
+
+def _expand_folders(paths: list[str]) -> list[str]:
+    """Each folder -> the videos directly in it (by extension, sorted); a folder without any stays
+    as given, so that it is reported."""
+    from vidrnn.data.annotations import VIDEO_EXTENSIONS
+
+    out = []
+    for p in paths:
+        videos = sorted(str(f) for f in Path(p).iterdir() if f.suffix.lower() in VIDEO_EXTENSIONS and f.is_file()) \
+            if Path(p).is_dir() else []
+        out += videos or [p]
+    return out
 
 
 def _report_results(results, show, output: str | None, meta: dict) -> int:
