@@ -99,6 +99,6 @@ def fusion_compare(marginals: dict[str, list[dict]], path: str | Path, title: st
         ax.set_ylim(0, 1)
         ax.set_title(f"unit {u}", fontsize=10)
     axes[0][0].set_ylabel("P(unit used) = 1 - sqrt(p)")
-    axes[0][-1].legend(fontsize=8)
+    axes[0][-1].legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # beside the bars, not on them
     fig.suptitle(title or "learned unit preferences per layer, by template", fontsize=10)
     return _save(fig, path)
