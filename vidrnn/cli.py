@@ -405,6 +405,49 @@ def cmd_extract(args) -> int:
     return 0
 
 
+def _seconds_arg(value: str, name: str) -> float:
+    """``"1s"``, ``"1.5"``, ``"500ms"`` -> seconds (ValueError naming the option otherwise)."""
+    v = value.strip().lower()
+    try:
+        secs = float(v[:-2]) / 1000 if v.endswith("ms") else float(v.removesuffix("s"))
+    except ValueError:
+        raise ValueError(f"--{name} {value!r}: expected a duration such as 1s, 0.5 or 500ms") from None
+    if not secs > 0:
+        raise ValueError(f"--{name} {value!r}: expected a positive duration")
+    return secs
+
+
+def cmd_stream(args) -> int:
+    from vidrnn.inference.checkpoint import load_model
+    from vidrnn.inference.stream import StreamRunner
+
+    every = _seconds_arg(args.every, "every")
+    if args.fps is not None and not args.fps > 0:
+        raise ValueError(f"--fps {args.fps}: expected a positive number of frames per second")
+    out = Path(args.output) if args.output else None
+    if out is not None and out.exists():
+        raise FileExistsError(f"--output {out} exists; choose another file (nothing is overwritten)")
+    runner = StreamRunner(load_model(args.checkpoint), fps=args.fps, every=every, device=_device(args.device))
+    print(f"stream: {Path(args.video).name}, {runner.fps:g} frames/s into {runner.info.name}, a line every {every:g} s "
+          "(window label | video so far)", flush=True)
+    import json
+
+    sink = out.open("x", encoding="utf-8") if out is not None else None
+    try:
+        for line in runner.run(args.video):
+            print(f"  {line['start']:8.1f}-{line['end']:8.1f} s  {line['label']:<20} {line['prob'] * 100:5.1f}%  |  "
+                  f"{line['video_label']:<20} {line['video_prob'] * 100:5.1f}%", flush=True)
+            if sink is not None:
+                sink.write(json.dumps(line) + "\n")
+                sink.flush()
+    finally:
+        if sink is not None:
+            sink.close()
+    if out is not None:
+        print(f"wrote {out}")
+    return 0
+
+
 def cmd_fusion_search(args) -> int:
     from vidrnn.inference.fusion import fusion_search
 
@@ -546,6 +589,16 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--device", default="cpu")
     x.add_argument("--on-error", choices=["skip", "raise"], default="skip")
 
+    st = sub.add_parser("stream", help="label a video as it is read (recurrent classifiers): one line per window, "
+                                       "the recurrent state carried, constant memory")
+    st.add_argument("checkpoint")
+    st.add_argument("video")
+    st.add_argument("--every", default="1s", help="seconds per output line (default 1s)")
+    st.add_argument("--fps", type=float, help="frames per second fed to the model (default: the checkpoint's "
+                                              "fixed sampling rate, else 4)")
+    st.add_argument("--output", "-o", help="also write the lines as JSON Lines (a new file)")
+    st.add_argument("--device", default="cpu")
+
     fs = sub.add_parser("fusion-search", help="sample fusion strategies from a trained template, score them on the "
                                               "validation split, write the ranking and the best as a config")
     fs.add_argument("checkpoint")
@@ -566,7 +619,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {"fit": cmd_fit, "validate": cmd_evaluate, "test": cmd_evaluate, "predict": cmd_predict,
             "models": cmd_models, "configs": cmd_configs, "extract-features": cmd_extract, "sample": cmd_sample,
             "units": cmd_units, "gradients": cmd_gradients, "fusion-search": cmd_fusion_search,
-            "fusion-report": cmd_fusion_report}
+            "fusion-report": cmd_fusion_report, "stream": cmd_stream}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

@@ -194,3 +194,21 @@ class FrameOutputClassifier(VideoClassifier):
     def forward(self, video: torch.Tensor) -> ClassifierOutput:
         """Video logits and per-frame logits for ``video (B, T, 3, H, W)`` (or cached features)."""
         return self.output(self.forward_head(self.forward_features(self.encode(video))))
+
+    # -- streaming: frames in, per-frame logits out, the recurrent state carried ---------------
+    #: whether :meth:`step` is implemented (a model whose recurrence can run chunk by chunk)
+    streaming = False
+
+    def init_state(self, batch_size: int = 1):
+        """The recurrent state before the first frame (None: zeros, as :meth:`forward` starts)."""
+        return None
+
+    def step(self, video: torch.Tensor, state=None):
+        """Run the next ``t`` frames ``(B, t, 3, H, W)`` from ``state`` (:meth:`init_state` at the
+        start): ``(frame_logits (B, t, K), new state)``. Chunk by chunk this gives the per-frame
+        logits of :meth:`forward` on the whole sequence, without re-running the past.
+
+        Raises:
+            NotImplementedError: a model without a streaming step.
+        """
+        raise NotImplementedError(f"{type(self).__name__} has no streaming step")

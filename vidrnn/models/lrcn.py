@@ -66,6 +66,15 @@ class LRCN(FrameOutputClassifier):
         """``(B, T, H)`` -> per-step logits ``(B, T, K)``."""
         return self.fc(self.dropout(x))
 
+    streaming = True
+
+    def step(self, video: torch.Tensor, state=None):
+        """The next frames ``(B, t, 3, H, W)`` (or features ``(B, t, D)``) from ``state`` (None at
+        the start; then the per-layer ``(h, c)`` this returns) -> ``(frame_logits (B, t, K),
+        state)``."""
+        out, state = self.rnn(self.dropout(self.encode(video)), state)
+        return self.forward_head(out), state
+
 
 class DeepLSTM(LRCN):
     """Deep LSTM over frame features with a prediction at every frame (Ng et al. 2015).

@@ -1,0 +1,79 @@
+"""Streaming inference: the recurrent state carried window by window gives the offline outputs."""
+
+import json
+
+import pytest
+import torch
+
+from vidrnn import create_model
+from vidrnn.cli import main
+
+
+@pytest.mark.parametrize("name", ["lrcn_tiny", "deep_lstm_tiny"])
+def test_step_by_chunks_equals_the_offline_forward(name):
+    torch.manual_seed(0)
+    model = create_model(name, num_classes=5).eval()
+    video = torch.rand(2, 11, 3, 32, 32)
+    with torch.no_grad():
+        offline = model(video).frame_logits
+        for sizes in ([1] * 11, [3, 3, 3, 2], [11]):
+            state, outs, t = model.init_state(2), [], 0
+            for n in sizes:
+                logits, state = model.step(video[:, t:t + n], state)
+                outs.append(logits)
+                t += n
+            torch.testing.assert_close(torch.cat(outs, 1), offline, atol=1e-5, rtol=1e-5)
+
+
+def test_models_without_a_step_are_refused_clearly():
+    from vidrnn.inference.stream import StreamRunner
+
+    model = create_model("r2plus1d_18_tiny", num_classes=3)
+    assert not getattr(model, "streaming", False)
+    with pytest.raises(NotImplementedError, match="no streaming step"):
+        create_model("soft_attention_lstm_tiny", num_classes=3).step(torch.rand(1, 2, 3, 32, 32))
+
+    class Info:
+        task, name, data, class_names, multilabel = "classification", "r2plus1d_18_tiny", {}, ["a", "b", "c"], False
+
+    model.vidrnn = Info()
+    with pytest.raises(ValueError, match="has no streaming step"):
+        StreamRunner(model)
+
+
+def test_stream_command_labels_a_real_video_window_by_window(tmp_path, shared_data, capsys):
+    run = tmp_path / "lrcn"
+    small = ["trainer.max_epochs=1", "data.num_workers=0", "data.digits.num_train=32", "data.digits.num_val=16",
+             "data.digits.num_test=16"]
+    assert main(["fit", "--run-dir", str(run), *small]) == 0
+    ckpt = run / "checkpoints" / "last.ckpt"
+    video = shared_data / "videos" / "clips" / "ucf101_xvid_320x240.avi"  # 6.6 s
+    out = tmp_path / "stream.jsonl"
+    capsys.readouterr()
+    assert main(["stream", str(ckpt), str(video), "--every", "2s", "--fps", "3", "--output", str(out)]) == 0
+    lines = [json.loads(s) for s in out.read_text().splitlines()]
+    assert [(r["start"], r["frames"]) for r in lines] == [(0.0, 6), (2.0, 6), (4.0, 6), (6.0, 2)]
+    assert lines[-1]["end"] == pytest.approx(6.6, abs=0.05)
+    printed = capsys.readouterr().out
+    assert printed.count(" s  ") >= 4 and "wrote" in printed
+
+    # the windows' state carried: the last "video so far" equals the offline model's mean over the same frames
+    from vidrnn.inference.checkpoint import load_model
+    from vidrnn.inference.stream import StreamRunner
+
+    runner = StreamRunner(load_model(ckpt), fps=3, every=2.0)
+    from vidrnn.io.decode import VideoReader
+
+    import numpy as np
+
+    with VideoReader(video, size=runner.decode_size) as r:
+        frames = r.get_frames_at(np.arange(0.0, r.info.duration, 1 / 3))[0]
+    with torch.no_grad():
+        probs = runner.model(runner.transform(frames)[None]).frame_logits[0].softmax(-1).mean(0)
+    assert lines[-1]["video_label"] == runner.classes[int(probs.argmax())]
+    assert lines[-1]["video_prob"] == pytest.approx(float(probs.max()), abs=1e-5)
+    # nothing overwritten; bad options named
+    assert main(["stream", str(ckpt), str(video), "--output", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
+    assert main(["stream", str(ckpt), str(video), "--every", "soon"]) == 2
+    assert "--every 'soon'" in capsys.readouterr().err

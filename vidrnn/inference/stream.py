@@ -1,0 +1,122 @@
+"""Streaming inference: label a video as it is read, carrying the recurrent state.
+
+Frames are decoded in time order at ``fps`` frames per second (one frame in memory at a time),
+grouped into windows of ``every`` seconds, and each window runs through the model's
+:meth:`~vidrnn.models.base.FrameOutputClassifier.step` from the state the previous window left:
+nothing is re-run, memory does not grow with the video's length, and the per-frame outputs equal
+those of the offline forward on the same frames. Each window gives its label (the mean of its
+frames' probabilities) and the label of the video so far (the mean over every frame so far: the
+paper's LRCN average; other ``aggregate`` modes are shown as the same running mean).
+
+``for line in stream_labels("best.ckpt", "long.mp4", every=1.0): print(line)``
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from vidrnn.data.transforms import build_clip_transform
+from vidrnn.inference.checkpoint import load_model
+from vidrnn.io.decode import VideoReader
+from vidrnn.io.sampling import DEFAULT_SAMPLER, FixedRateSampler, build_sampler
+
+__all__ = ["StreamRunner", "stream_labels", "DEFAULT_STREAM_FPS"]
+
+#: frames per second fed to the model when the checkpoint's sampler has no fixed rate
+DEFAULT_STREAM_FPS = 4.0
+
+
+class StreamRunner:
+    """Runs a recurrent video classifier over a video window by window.
+
+    Args:
+        model: from :func:`vidrnn.inference.checkpoint.load_model`; its ``streaming`` flag must
+            be set (LRCN, the deep LSTM).
+        fps: frames per second fed to the model; default: the checkpoint's sampling rate when it
+            is a fixed-rate sampler, else :data:`DEFAULT_STREAM_FPS`.
+        every: seconds of video per output window.
+        device: where to run the model.
+
+    Raises:
+        ValueError: not a classifier, a model without a streaming step, or ``fps``/``every`` not
+            positive.
+    """
+
+    def __init__(self, model, *, fps: float | None = None, every: float = 1.0, device: str | torch.device = "cpu"):
+        self.info = model.vidrnn
+        if self.info.task != "classification":
+            raise ValueError(f"model {self.info.name!r} is a {self.info.task} model, not a video classifier")
+        if not getattr(model, "streaming", False):
+            raise ValueError(f"model {self.info.name!r} has no streaming step; streaming runs the recurrent "
+                             "classifiers with per-frame outputs (lrcn, deep_lstm and their variants)")
+        data = self.info.data
+        sampler = build_sampler(data.get("test_sampler") or data.get("sampler") or DEFAULT_SAMPLER)
+        if fps is None:
+            fps = sampler.fps if isinstance(sampler, FixedRateSampler) else DEFAULT_STREAM_FPS
+        if not (fps > 0 and every > 0):
+            raise ValueError(f"fps={fps} and every={every}: expected positive numbers")
+        self.fps, self.every = float(fps), float(every)
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.transform = build_clip_transform(data.get("transform"), training=False)
+        self.decode_size = data.get("decode_size")
+        self.stream = data.get("stream")
+        self.classes = list(self.info.class_names)
+        self.multilabel = self.info.multilabel
+
+    def _probs(self, frame_logits: torch.Tensor) -> torch.Tensor:
+        return frame_logits.float().sigmoid() if self.multilabel else frame_logits.float().softmax(-1)
+
+    def run(self, path: str | Path) -> Iterator[dict]:
+        """Yield one dict per window, as the video is read: ``{"start", "end"`` (seconds),
+        ``"frames"`` (fed in this window), ``"label", "prob"`` (the window's mean probability),
+        ``"video_label", "video_prob"`` (the mean over every frame so far)``}``.
+
+        Raises:
+            FileNotFoundError, VideoDecodeError: the video cannot be read.
+        """
+        with VideoReader(path, stream=self.stream, size=self.decode_size) as r:
+            duration = r.info.duration
+            if not duration or not math.isfinite(duration) or duration <= 0:
+                duration = float(r.frame_timestamps()[-1]) + 1.0 / self.fps
+            times = np.arange(0.0, duration, 1.0 / self.fps)
+            state = self.model.init_state(1)
+            total = torch.zeros(len(self.classes))
+            seen = 0
+            chunk: list[torch.Tensor] = []
+            window = 0
+
+            def emit():
+                nonlocal state, total, seen
+                x = self.transform(torch.stack(chunk))[None].to(self.device)  # (1, t, 3, S, S)
+                with torch.inference_mode():
+                    frame_logits, state = self.model.step(x, state)
+                p = self._probs(frame_logits[0]).cpu()  # (t, K)
+                total += p.sum(0)
+                seen += len(p)
+                win, so_far = p.mean(0), total / seen
+                i, j = int(win.argmax()), int(so_far.argmax())
+                return {"start": round(window * self.every, 3), "end": round(min((window + 1) * self.every, duration), 3),
+                        "frames": len(p), "label": self.classes[i], "prob": float(win[i]),
+                        "video_label": self.classes[j], "video_prob": float(so_far[j])}
+
+            for i, frame, _ in r.iter_frames_at(times):
+                w = int(times[i] // self.every)
+                if w != window and chunk:
+                    yield emit()
+                    chunk = []
+                window = w
+                chunk.append(frame)
+            if chunk:
+                yield emit()
+
+
+def stream_labels(checkpoint: str | Path, video: str | Path, *, fps: float | None = None, every: float = 1.0,
+                  device: str = "cpu") -> Iterator[dict]:
+    """:meth:`StreamRunner.run` for a checkpoint and a video (see :class:`StreamRunner`)."""
+    yield from StreamRunner(load_model(checkpoint, map_location="cpu"), fps=fps, every=every, device=device).run(video)
