@@ -72,6 +72,13 @@ def test_stream_command_labels_a_real_video_window_by_window(tmp_path, shared_da
         probs = runner.model(runner.transform(frames)[None]).frame_logits[0].softmax(-1).mean(0)
     assert lines[-1]["video_label"] == runner.classes[int(probs.argmax())]
     assert lines[-1]["video_prob"] == pytest.approx(float(probs.max()), abs=1e-5)
+    # bf16 autocast: the same windows, probabilities close to fp32's
+    out16 = tmp_path / "stream16.jsonl"
+    assert main(["stream", str(ckpt), str(video), "--every", "2s", "--fps", "3", "--precision", "bf16",
+                 "--output", str(out16)]) == 0
+    lines16 = [json.loads(s) for s in out16.read_text().splitlines()]
+    assert [r["frames"] for r in lines16] == [r["frames"] for r in lines]
+    assert max(abs(a["video_prob"] - b["video_prob"]) for a, b in zip(lines, lines16)) < 0.03
     # nothing overwritten; bad options named
     assert main(["stream", str(ckpt), str(video), "--output", str(out)]) == 2
     assert "exists" in capsys.readouterr().err

@@ -41,13 +41,15 @@ class StreamRunner:
             is a fixed-rate sampler, else :data:`DEFAULT_STREAM_FPS`.
         every: seconds of video per output window.
         device: where to run the model.
+        precision: ``"fp32"`` or ``"bf16"`` (autocast; the carried state stays float32).
 
     Raises:
         ValueError: not a classifier, a model without a streaming step, or ``fps``/``every`` not
             positive.
     """
 
-    def __init__(self, model, *, fps: float | None = None, every: float = 1.0, device: str | torch.device = "cpu"):
+    def __init__(self, model, *, fps: float | None = None, every: float = 1.0, device: str | torch.device = "cpu",
+                 precision: str = "fp32"):
         self.info = model.vidrnn
         if self.info.task != "classification":
             raise ValueError(f"model {self.info.name!r} is a {self.info.task} model, not a video classifier")
@@ -60,6 +62,9 @@ class StreamRunner:
             fps = sampler.fps if isinstance(sampler, FixedRateSampler) else DEFAULT_STREAM_FPS
         if not (fps > 0 and every > 0):
             raise ValueError(f"fps={fps} and every={every}: expected positive numbers")
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision={precision!r}: expected 'fp32' or 'bf16'")
+        self.bf16 = precision == "bf16"
         self.fps, self.every = float(fps), float(every)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -94,8 +99,10 @@ class StreamRunner:
             def emit():
                 nonlocal state, total, seen
                 x = self.transform(torch.stack(chunk))[None].to(self.device)  # (1, t, 3, S, S)
-                with torch.inference_mode():
+                with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
                     frame_logits, state = self.model.step(x, state)
+                if self.bf16:  # carry the state in float32, whatever autocast computed it in
+                    state = _to_float(state)
                 p = self._probs(frame_logits[0]).cpu()  # (t, K)
                 total += p.sum(0)
                 seen += len(p)
@@ -116,7 +123,16 @@ class StreamRunner:
                 yield emit()
 
 
+def _to_float(state):
+    if isinstance(state, torch.Tensor):
+        return state.float()
+    if isinstance(state, (list, tuple)):
+        return type(state)(_to_float(s) for s in state)
+    return state
+
+
 def stream_labels(checkpoint: str | Path, video: str | Path, *, fps: float | None = None, every: float = 1.0,
-                  device: str = "cpu") -> Iterator[dict]:
+                  device: str = "cpu", precision: str = "fp32") -> Iterator[dict]:
     """:meth:`StreamRunner.run` for a checkpoint and a video (see :class:`StreamRunner`)."""
-    yield from StreamRunner(load_model(checkpoint, map_location="cpu"), fps=fps, every=every, device=device).run(video)
+    yield from StreamRunner(load_model(checkpoint, map_location="cpu"), fps=fps, every=every, device=device,
+                            precision=precision).run(video)
