@@ -449,6 +449,16 @@ def cmd_stream(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    from vidrnn.inference.export import export_onnx
+
+    if args.format != "onnx":
+        raise ValueError(f"--format {args.format!r}: expected onnx")
+    r = export_onnx(args.checkpoint, args.out)
+    print(f"export: {args.checkpoint} -> {r['encoder']}, {r['step']} (inputs and outputs: {r['json']})")
+    return 0
+
+
 def cmd_fusion_search(args) -> int:
     from vidrnn.inference.fusion import fusion_search
 
@@ -602,6 +612,12 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--precision", choices=["fp32", "bf16"], default="fp32", help="bf16: autocast (faster on CPUs "
                                                                                   "with AMX/AVX-512 BF16 and on GPUs)")
 
+    ex = sub.add_parser("export", help="export a recurrent classifier to ONNX: the frame encoder and the recurrent "
+                                       "step with the state as inputs/outputs")
+    ex.add_argument("checkpoint")
+    ex.add_argument("--format", default="onnx", help="onnx (the only format so far)")
+    ex.add_argument("--out", required=True, help="output folder (an existing export there is not overwritten)")
+
     fs = sub.add_parser("fusion-search", help="sample fusion strategies from a trained template, score them on the "
                                               "validation split, write the ranking and the best as a config")
     fs.add_argument("checkpoint")
@@ -622,7 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {"fit": cmd_fit, "validate": cmd_evaluate, "test": cmd_evaluate, "predict": cmd_predict,
             "models": cmd_models, "configs": cmd_configs, "extract-features": cmd_extract, "sample": cmd_sample,
             "units": cmd_units, "gradients": cmd_gradients, "fusion-search": cmd_fusion_search,
-            "fusion-report": cmd_fusion_report, "stream": cmd_stream}
+            "fusion-report": cmd_fusion_report, "stream": cmd_stream, "export": cmd_export}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

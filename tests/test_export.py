@@ -1,0 +1,64 @@
+"""ONNX export of the recurrent classifiers, run in ONNX Runtime against PyTorch."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from vidrnn.cli import main
+from vidrnn.inference.checkpoint import load_model
+
+ort = pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("export")
+    run = tmp / "run"
+    assert main(["fit", "--run-dir", str(run), "model.name=deep_lstm_tiny", "trainer.max_epochs=1", "data.num_workers=0",
+                 "data.digits.num_train=16", "data.digits.num_val=8", "data.digits.num_test=8"]) == 0
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert main(["export", str(ckpt), "--out", str(tmp / "onnx")]) == 0
+    return ckpt, tmp / "onnx"
+
+
+def _session(path):
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("batch,lengths", [(1, (3, 5)), (2, (4, 1, 6))])
+def test_encoder_and_steps_in_onnx_runtime_match_pytorch(exported, batch, lengths):
+    ckpt, out = exported
+    meta = json.loads((out / "export.json").read_text())
+    model = load_model(ckpt)
+    S, L, H = meta["input_size"], meta["num_layers"], meta["hidden_size"]
+    assert (L, H) == (2, 16)  # deep_lstm_tiny: two layers, the state of both carried
+    enc, step = _session(out / "encoder.onnx"), _session(out / "step.onnx")
+    torch.manual_seed(batch)
+    video = torch.rand(batch, sum(lengths), 3, S, S)
+    with torch.no_grad():
+        want = model(video).frame_logits
+    h = c = np.zeros((L, batch, H), np.float32)
+    got, t = [], 0
+    for n in lengths:
+        frames = video[:, t:t + n].reshape(-1, 3, S, S).numpy()
+        feats = enc.run(None, {"frames": frames})[0].reshape(batch, n, -1)
+        with torch.no_grad():
+            torch.testing.assert_close(torch.from_numpy(feats), model.encode(video[:, t:t + n]), atol=1e-4, rtol=1e-4)
+        logits, h, c = step.run(None, {"features": feats, "h0": h, "c0": c})
+        got.append(logits)
+        t += n
+    torch.testing.assert_close(torch.from_numpy(np.concatenate(got, 1)), want, atol=1e-4, rtol=1e-4)
+
+
+def test_export_refuses_other_models_and_existing_exports(exported, tmp_path, capsys):
+    ckpt, out = exported
+    assert main(["export", str(ckpt), "--out", str(out)]) == 2
+    assert "exists" in capsys.readouterr().err
+    run = tmp_path / "c3d"
+    assert main(["fit", "--run-dir", str(run), "model.name=c3d_tiny", "trainer.max_epochs=1", "data.num_workers=0",
+                 "data.digits.num_train=8", "data.digits.num_val=4", "data.digits.num_test=4"]) == 0
+    assert main(["export", str(run / "checkpoints" / "last.ckpt"), "--out", str(tmp_path / "x")]) == 2
+    assert "covers the recurrent classifiers" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
