@@ -191,3 +191,25 @@ def test_bad_video_in_dataset_is_skipped_and_counted(tmp_path):
     summary = json.loads((run / "summary.json").read_text())
     assert summary["videos"]["train"] == 7
     assert [Path(p).name for p in summary["skipped_videos"]] == ["corrupt.mp4"]
+
+
+def test_ddp_on_two_cpu_processes_writes_one_run_with_metrics_over_all_clips(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    run = tmp_path / "ddp"
+    cmd = [sys.executable, "-m", "vidrnn", "fit", *DIGITS, "trainer.strategy=ddp", "trainer.devices=2",
+           "data.digits.num_test=30", "--run-dir", str(run)]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "NODE_RANK", "VIDRNN_RUN_DIR")}
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("run directory:") == 1  # the worker process stays quiet
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["processes"] == 2
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["best.ckpt", "last.ckpt"]
+    # the test accuracy is reduced over both processes' halves: it equals one process on all 30 clips
+    assert main(["test", str(run / "checkpoints" / "best.ckpt"), "data.num_workers=0", "data.digits.num_test=30",
+                 "--output", str(tmp_path / "m.json")]) == 0
+    single = json.loads((tmp_path / "m.json").read_text())["metrics"]["test/top1"]
+    assert summary["metrics"]["test/top1"] == pytest.approx(single, abs=1e-4)

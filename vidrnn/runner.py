@@ -102,6 +102,17 @@ def _make_run_dir(cfg: dict, run_dir: str | os.PathLike | None) -> tuple[Path, l
     raise FileExistsError(f"could not create a new run directory under {base}")
 
 
+def _launched_rank() -> int:
+    """This process's global rank when a distributed launcher started it (Lightning's DDP launcher
+    re-runs the command with ``LOCAL_RANK``/``NODE_RANK``; torchrun and SLURM set ``RANK``/
+    ``SLURM_PROCID``), else 0."""
+    for key in ("RANK", "SLURM_PROCID"):
+        if os.environ.get(key, "").isdigit():
+            return int(os.environ[key])
+    local, node = os.environ.get("LOCAL_RANK", "0"), os.environ.get("NODE_RANK", "0")
+    return int(local) + int(node) if local.isdigit() and node.isdigit() else 0
+
+
 def _undo_run_dir(run: Path, made: list[Path]) -> None:
     """Remove what a run that failed before training left: the run directory if it made it (else
     the contents of the user's empty ``--run-dir``), then the parents it made, when empty."""
@@ -318,7 +329,19 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
         if captioning and ck["hyper_parameters"].get("caption_vocab") != dm.vocab.to_json():
             raise CheckpointError(f"{last}: the run was trained with another word vocabulary than its data gives now "
                                   "(resume with the run's own data settings)")
-    run, made = (Path(run_dir), []) if resume else _make_run_dir(cfg, run_dir)
+    rank = _launched_rank()
+    if rank > 0:  # a DDP worker: rank 0 made the run directory and writes everything in it
+        shared = os.environ.get("VIDRNN_RUN_DIR") or run_dir
+        if not shared:
+            raise ConfigError("a distributed run started by an external launcher (torchrun, SLURM) needs --run-dir, "
+                              "the same for every process")
+        run, made = Path(shared), []
+        run.mkdir(parents=True, exist_ok=True)
+        report = _quiet
+    else:
+        run, made = (Path(run_dir), []) if resume else _make_run_dir(cfg, run_dir)
+        os.environ["VIDRNN_RUN_DIR"] = str(run)  # the DDP workers Lightning starts re-run this command
+    writes = rank == 0
     started = None
     try:
         n_all, n_train = _num_params(task.model)
@@ -333,21 +356,25 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
             monitor = ("val/mAP" if dm.multilabel else "val/top1") if "val" in dm.splits else "train/loss"
         trainer = _trainer(cfg, run, monitor=monitor)
         started = next(c for c in trainer.callbacks if isinstance(c, _Started))
-        dump_config(cfg, run / "config.yaml")
+        if writes:
+            dump_config(cfg, run / "config.yaml")
         if forecasting:
             report(f"vidrnn fit: {cfg['model']['name']} ({n_all:,} parameters) forecasting {cfg['data']['num_output']} "
                    f"frames from {cfg['data']['num_input']} on {dm.describe()}")
         elif language:
             from vidrnn.data.text import save_vocab
 
-            save_vocab(dm.vocab, run / "vocab.json")
+            if writes:
+                save_vocab(dm.vocab, run / "vocab.json")
             report(f"vidrnn fit: {cfg['model']['name']} ({n_all:,} parameters) on {dm.describe()}, "
                    f"{cfg['data']['batch_size']} streams x {cfg['data']['seq_len']} characters per batch")
         elif captioning:
-            dm.vocab.save(run / "vocab.json")
+            if writes:
+                dm.vocab.save(run / "vocab.json")
             report(f"vidrnn fit: {cfg['model']['name']} ({n_all:,} parameters, {n_train:,} trainable) on {dm.describe()}")
         else:
-            write_json(run / "classes.json", {str(i): c for i, c in enumerate(dm.classes)})
+            if writes:
+                write_json(run / "classes.json", {str(i): c for i, c in enumerate(dm.classes)})
             report(f"vidrnn fit: {cfg['model']['name']} ({n_all:,} parameters, {n_train:,} trainable) on "
                    f"{cfg['data']['source']} data, {len(dm.classes)} classes, "
                    + ", ".join(f"{k} {v} videos" for k, v in sizes.items()))
@@ -355,7 +382,7 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
         t0 = time.time()
         trainer.fit(task, datamodule=dm, ckpt_path=str(last) if last else None)
     except BaseException:
-        if not resume and (started is None or not started.started):  # nothing trained: leave nothing behind
+        if writes and not resume and (started is None or not started.started):  # nothing trained: leave nothing
             _undo_run_dir(run, made)
         raise
     fit_s = time.time() - t0
@@ -386,8 +413,14 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
         summary["skipped"] = sorted(task.skipped)
     else:
         summary["skipped_videos"] = sorted(task.skipped_videos)
-    write_json(run / "summary.json", summary)
+    summary["processes"] = trainer.world_size
+    if writes:
+        write_json(run / "summary.json", summary)
     return summary
+
+
+def _quiet(_line: str) -> None:
+    pass
 
 
 def evaluate(checkpoint: str | os.PathLike, stage: str = "test", *, config: str | os.PathLike | None = None,
@@ -399,7 +432,8 @@ def evaluate(checkpoint: str | os.PathLike, stage: str = "test", *, config: str 
         checkpoint: a vidrnn ``.ckpt``.
         stage: ``"validate"`` or ``"test"``.
         config: a YAML whose sections override the checkpoint's config.
-        overrides: ``key.path=value`` settings on top.
+        overrides: ``key.path=value`` settings on top. Evaluation runs in one process on one
+            device unless they set ``trainer.devices``.
 
     Returns:
         ``{"checkpoint", "model", "split", "size", "metrics", "per_lead_time" (forecasters) |
@@ -434,6 +468,10 @@ def evaluate(checkpoint: str | os.PathLike, stage: str = "test", *, config: str 
         raise ConfigError(f"the data config has no {part} split to {stage} on")
     run_dir = Path(checkpoint).resolve().parent.parent
     tcfg = {k: v for k, v in cfg["trainer"].items() if k in ("accelerator", "devices", "precision")}
+    # one process unless asked: a run trained with DDP on N devices is not evaluated by relaunching
+    # N processes (whose distributed sampler would also pad the split)
+    if not any(o.split("=", 1)[0].strip() == "trainer.devices" for o in overrides):
+        tcfg["devices"] = 1
     trainer = L.Trainer(logger=False, enable_checkpointing=False, default_root_dir=str(run_dir),
                         enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False, **tcfg)
     fn = trainer.validate if stage == "validate" else trainer.test
