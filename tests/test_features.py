@@ -55,6 +55,29 @@ def test_resume_shards_and_settings_guard(shared_data, tmp_path):
         extract_features(out, videos=clips, shard=2, num_shards=2, **TINY)
 
 
+def test_torchrun_shards_by_rank_and_the_union_equals_one_process(shared_data, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    clips = sorted(str(p) for p in (shared_data / "videos" / "asl").glob("*.mkv"))[:3]
+    args = ["extract-features", *clips, "--encoder", "tiny", "--size", "32", "--decode-size", "40", "--fps", "2"]
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    done = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_port=0",
+                           "-m", "vidrnn", *args, "--out", str(tmp_path / "two")], env=env, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("extract-features ->") == 2  # each process reports its own shard
+    import re
+
+    assert sorted(int(n) for n in re.findall(r"^done\s+(\d+)", done.stdout, re.M)) == [1, 2]  # 3 videos, split
+    assert main([*args, "--out", str(tmp_path / "one")]) == 0
+    one, two = tmp_path / "one" / "features", tmp_path / "two" / "features"
+    assert sorted(p.name for p in two.iterdir()) == sorted(p.name for p in one.iterdir())
+    for f in one.glob("*.npy"):
+        np.testing.assert_array_equal(np.load(two / f.name), np.load(f))
+
+
 def test_feature_dataset_windows_and_segments(shared_data, tmp_path):
     samples, _ = scan_video_folder(shared_data / "videos" / "asl", label_from="stem")
     samples = samples[:2]

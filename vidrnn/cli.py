@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Sequence
@@ -397,10 +398,17 @@ def cmd_configs(args) -> int:
 def cmd_extract(args) -> int:
     from vidrnn.inference.features import extract_features
 
+    shard, num_shards, device = args.shard, args.num_shards, args.device
+    if shard is None and num_shards is None and os.environ.get("WORLD_SIZE", "").isdigit() \
+            and os.environ.get("RANK", "").isdigit():  # started by torchrun: one shard per process
+        shard, num_shards = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        if device == "cuda" and os.environ.get("LOCAL_RANK", "").isdigit():
+            device = f"cuda:{os.environ['LOCAL_RANK']}"  # one GPU per process
     stats = extract_features(
         args.out, videos=args.videos, config=args.config, overrides=args.overrides, encoder=args.encoder,
         fps=args.fps, size=args.size, decode_size=args.decode_size, maps=args.maps, batch_size=args.batch_size,
-        shard=args.shard, num_shards=args.num_shards, device=args.device, on_error=args.on_error)
+        shard=0 if shard is None else shard, num_shards=1 if num_shards is None else num_shards, device=device,
+        on_error=args.on_error)
     print(_metrics_table(stats, f"extract-features -> {args.out}"))
     return 0
 
@@ -595,8 +603,9 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--decode-size", type=int, default=256, help="shorter side while decoding, pixels")
     x.add_argument("--maps", action="store_true", help="store conv maps (B, T, C, h, w) instead of pooled vectors")
     x.add_argument("--batch-size", type=int, default=32, help="frames per encoder batch (bounds memory)")
-    x.add_argument("--shard", type=int, default=0, help="this process's shard (0-based)")
-    x.add_argument("--num-shards", type=int, default=1, help="processes/GPUs splitting the videos")
+    x.add_argument("--shard", type=int, help="this process's shard (0-based; default 0, or RANK under torchrun)")
+    x.add_argument("--num-shards", type=int, help="processes/GPUs splitting the videos (default 1, or WORLD_SIZE "
+                                                  "under torchrun)")
     x.add_argument("--device", default="cpu")
     x.add_argument("--on-error", choices=["skip", "raise"], default="skip")
 
