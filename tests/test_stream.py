@@ -82,5 +82,7 @@ def test_stream_command_labels_a_real_video_window_by_window(tmp_path, shared_da
     # nothing overwritten; bad options named
     assert main(["stream", str(ckpt), str(video), "--output", str(out)]) == 2
     assert "exists" in capsys.readouterr().err
+    assert main(["stream", str(ckpt), str(tmp_path / "missing.mp4"), "--output", str(tmp_path / "m.jsonl")]) == 2
+    assert "missing.mp4" in capsys.readouterr().err and not (tmp_path / "m.jsonl").exists()
     assert main(["stream", str(ckpt), str(video), "--every", "soon"]) == 2
     assert "--every 'soon'" in capsys.readouterr().err

@@ -441,12 +441,13 @@ def cmd_stream(args) -> int:
           "(window label | video so far)", flush=True)
     import json
 
-    sink = out.open("x", encoding="utf-8") if out is not None else None
+    sink = None  # opened with the first line, so a video that cannot be read leaves no file
     try:
         for line in runner.run(args.video):
             print(f"  {line['start']:8.1f}-{line['end']:8.1f} s  {line['label']:<20} {line['prob'] * 100:5.1f}%  |  "
                   f"{line['video_label']:<20} {line['video_prob'] * 100:5.1f}%", flush=True)
-            if sink is not None:
+            if out is not None:
+                sink = sink or out.open("x", encoding="utf-8")
                 sink.write(json.dumps(line) + "\n")
                 sink.flush()
     finally:

@@ -103,9 +103,9 @@ def _make_run_dir(cfg: dict, run_dir: str | os.PathLike | None) -> tuple[Path, l
 
 
 def _launched_rank() -> int:
-    """This process's global rank when a distributed launcher started it (Lightning's DDP launcher
-    re-runs the command with ``LOCAL_RANK``/``NODE_RANK``; torchrun and SLURM set ``RANK``/
-    ``SLURM_PROCID``), else 0."""
+    """0 for the first (or only) process; nonzero for a process a distributed launcher started
+    beside it (Lightning's DDP launcher re-runs the command with ``LOCAL_RANK``/``NODE_RANK``;
+    torchrun and SLURM set the global ``RANK``/``SLURM_PROCID``)."""
     for key in ("RANK", "SLURM_PROCID"):
         if os.environ.get(key, "").isdigit():
             return int(os.environ[key])

@@ -1,6 +1,6 @@
 """Export a trained recurrent classifier to ONNX, for ONNX Runtime and other engines.
 
-For the recurrent classifiers with a streaming step (LRCN, the deep LSTM) three graphs are
+For the recurrent classifiers with a streaming step (LRCN, the deep LSTM) two graphs are
 written, so that a video of any length streams through ONNX Runtime with the state as explicit
 inputs and outputs:
 
@@ -8,13 +8,13 @@ inputs and outputs:
   checkpoint's transform does; normalisation is inside) -> ``features (N, D)``;
 * ``step.onnx``: ``features (B, t, D)``, ``h0 (L, B, H)``, ``c0 (L, B, H)`` -> ``frame_logits
   (B, t, K)``, ``h (L, B, H)``, ``c (L, B, H)`` (zeros for the first window);
+
 with ``export.json`` describing the inputs, outputs, classes and the input size. ``N``, ``B`` and
-``t`` are dynamic. Not yet: the whole model as one graph (the TorchScript-based exporter cannot
-write the encoders' adaptive pooling at a dynamic batch, and the ``torch.export``-based one
-unrolls the LSTM at a fixed length); the two graphs above run any length. Requires the ``export`` extra (onnx, onnxruntime, onnxscript);
-the step graph comes from torch's TorchScript-based ONNX exporter, which writes ``nn.LSTM`` as
-ONNX's ``LSTM`` operator with a dynamic sequence length, the encoder from the ``torch.export``-based
-one.
+``t`` are dynamic. The step graph comes from torch's TorchScript-based ONNX exporter, which writes
+``nn.LSTM`` as ONNX's ``LSTM`` operator with a dynamic sequence length; the encoder from the
+``torch.export``-based one, which handles the CNNs' adaptive pooling at a dynamic batch. Not yet:
+the whole model as one graph (neither exporter manages both). Requires the ``export`` extra
+(onnx, onnxruntime, onnxscript).
 """
 
 from __future__ import annotations
