@@ -9,7 +9,8 @@ from vidrnn import create_model
 from vidrnn.cli import main
 
 
-@pytest.mark.parametrize("name", ["lrcn_tiny", "deep_lstm_tiny"])
+@pytest.mark.parametrize("name", ["lrcn_tiny", "deep_lstm_tiny", "convgru_rcn_tiny", "stacked_convgru_rcn_tiny",
+                                  "convlstm_rcn_tiny"])
 def test_step_by_chunks_equals_the_offline_forward(name):
     torch.manual_seed(0)
     model = create_model(name, num_classes=5).eval()

@@ -100,18 +100,33 @@ class ConvRNNClassifier(FrameOutputClassifier):
     def forward_features(self, maps) -> torch.Tensor:
         """Maps ``(B, T, C, h, w)`` (or one per level) -> pooled top-layer states ``(B, T, L*F)``
         (stacked: the top level's, ``(B, T, F)``)."""
+        return self._recur(maps, None)[0]
+
+    def _recur(self, maps, state):
+        """:meth:`forward_features` from ``state`` (one entry per recurrent layer, level by level;
+        None: zeros), also returning the layers' final states."""
         maps = [maps] if torch.is_tensor(maps) else list(maps)
-        pooled, below = [], None
+        state = list(state) if state is not None else [None] * sum(len(stack) for stack in self.stacks)
+        pooled, below, new = [], None, []
         for x, stack in zip(maps, self.stacks):
             if below is not None:  # stacked: h^{l-1}_t, max-pooled to this level's map size
                 B, T = below.shape[:2]
                 h = F.adaptive_max_pool2d(below.flatten(0, 1), x.shape[-2:]).unflatten(0, (B, T))
                 x = torch.cat([x, h], dim=2)
             for layer in stack:
-                x, _ = layer(x)  # (B, T, F, h, w)
+                x, s = layer(x, state[len(new)])  # (B, T, F, h, w)
+                new.append(s)
             below = x if self.stacked else None
             pooled.append(x.mean(dim=(-2, -1)))  # (B, T, F)
-        return pooled[-1] if self.stacked else torch.cat(pooled, dim=-1)
+        return (pooled[-1] if self.stacked else torch.cat(pooled, dim=-1)), new
+
+    streaming = True
+
+    def step(self, video: torch.Tensor, state=None):
+        """The next frames ``(B, t, 3, H, W)`` from ``state`` (None at the start; then the list of
+        every recurrent layer's state this returns) -> ``(frame_logits (B, t, K), state)``."""
+        feats, state = self._recur(self.encode(video), state)
+        return self.forward_head(feats), state
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, T, L*F)`` -> per-step logits ``(B, T, K)``: log of the levels' averaged softmax
