@@ -75,8 +75,16 @@ class StreamRunner:
         self.classes = list(self.info.class_names)
         self.multilabel = self.info.multilabel
 
-    def _probs(self, frame_logits: torch.Tensor) -> torch.Tensor:
-        return frame_logits.float().sigmoid() if self.multilabel else frame_logits.float().softmax(-1)
+    def step(self, frames: list[torch.Tensor], state):
+        """One window: uint8 frames ``t x (3, H, W)`` from ``state`` -> ``(probabilities (t, K),
+        new state)``."""
+        x = self.transform(torch.stack(frames))[None].to(self.device)  # (1, t, 3, S, S)
+        with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
+            frame_logits, state = self.model.step(x, state)
+        if self.bf16:  # carry the state in float32, whatever autocast computed it in
+            state = _to_float(state)
+        logits = frame_logits[0].float().cpu()
+        return (logits.sigmoid() if self.multilabel else logits.softmax(-1)), state
 
     def run(self, path: str | Path) -> Iterator[dict]:
         """Yield one dict per window, as the video is read: ``{"start", "end"`` (seconds),
@@ -91,37 +99,21 @@ class StreamRunner:
             if not duration or not math.isfinite(duration) or duration <= 0:
                 duration = float(r.frame_timestamps()[-1]) + 1.0 / self.fps
             times = np.arange(0.0, duration, 1.0 / self.fps)
-            state = self.model.init_state(1)
-            total = torch.zeros(len(self.classes))
-            seen = 0
+            windows = np.floor(times / self.every).astype(int)
+            state, total, seen = self.model.init_state(1), torch.zeros(len(self.classes)), 0
             chunk: list[torch.Tensor] = []
-            window = 0
-
-            def emit():
-                nonlocal state, total, seen
-                x = self.transform(torch.stack(chunk))[None].to(self.device)  # (1, t, 3, S, S)
-                with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
-                    frame_logits, state = self.model.step(x, state)
-                if self.bf16:  # carry the state in float32, whatever autocast computed it in
-                    state = _to_float(state)
-                p = self._probs(frame_logits[0]).cpu()  # (t, K)
-                total += p.sum(0)
-                seen += len(p)
-                win, so_far = p.mean(0), total / seen
-                i, j = int(win.argmax()), int(so_far.argmax())
-                return {"start": round(window * self.every, 3), "end": round(min((window + 1) * self.every, duration), 3),
-                        "frames": len(p), "label": self.classes[i], "prob": float(win[i]),
-                        "video_label": self.classes[j], "video_prob": float(so_far[j])}
-
-            for i, frame, _ in r.iter_frames_at(times):
-                w = int(times[i] // self.every)
-                if w != window and chunk:
-                    yield emit()
-                    chunk = []
-                window = w
+            for i, frame, _ in r.iter_frames_at(times):  # in time order, so windows come in order
                 chunk.append(frame)
-            if chunk:
-                yield emit()
+                if i + 1 < len(times) and windows[i + 1] == windows[i]:
+                    continue
+                p, state = self.step(chunk, state)
+                total, seen, chunk = total + p.sum(0), seen + len(p), []
+                win, so_far = p.mean(0), total / seen
+                a, b = int(win.argmax()), int(so_far.argmax())
+                w = int(windows[i])
+                yield {"start": round(w * self.every, 3), "end": round(min((w + 1) * self.every, duration), 3),
+                       "frames": len(p), "label": self.classes[a], "prob": float(win[a]),
+                       "video_label": self.classes[b], "video_prob": float(so_far[b])}
 
 
 def _to_float(state):
