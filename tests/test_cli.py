@@ -213,3 +213,34 @@ def test_ddp_on_two_cpu_processes_writes_one_run_with_metrics_over_all_clips(tmp
                  "--output", str(tmp_path / "m.json")]) == 0
     single = json.loads((tmp_path / "m.json").read_text())["metrics"]["test/top1"]
     assert summary["metrics"]["test/top1"] == pytest.approx(single, abs=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["memory", "disk"])
+def test_cache_encoder_runs_the_frozen_encoder_once_and_the_checkpoint_reads_video(tmp_path, monkeypatch, mode):
+    from vidrnn.data.clip_dataset import collate_clips
+    from vidrnn.data.digits import MovingDigits
+    from vidrnn.inference.checkpoint import load_model
+    from vidrnn.layers.encoders import TinyCNN
+
+    calls = []
+    forward = TinyCNN.forward
+    monkeypatch.setattr(TinyCNN, "forward", lambda self, x: calls.append(len(x)) or forward(self, x))
+    run = tmp_path / mode
+    enc = "model.encoder={name: tiny, channels: [8, 16, 32], pool: avg}"
+    assert main(["fit", "--run-dir", str(run), *DIGITS, enc, "model.trainable=none", "trainer.max_epochs=3",
+                 f"classification.cache_encoder={mode}"]) == 0
+    assert sum(calls) == (48 + 16 + 16) * 8  # every clip's 8 frames once, then 3 epochs and the test from the cache
+    assert (run / "encoder_cache" / "train").is_dir() == (mode == "disk")
+    summary = json.loads((run / "summary.json").read_text())
+    model = load_model(run / "checkpoints" / "best.ckpt")  # predicts from raw video again
+    test = collate_clips([MovingDigits("test", 16)[i] for i in range(16)])
+    with torch.no_grad():
+        top1 = (model(test["video"]).logits.argmax(-1) == test["label"]).float().mean().item()
+    assert summary["metrics"]["test/top1"] == pytest.approx(top1, abs=1e-4)
+
+
+def test_cache_encoder_refuses_an_encoder_that_trains(tmp_path, capsys):
+    run = tmp_path / "r"
+    assert main(["fit", "--run-dir", str(run), *DIGITS, "classification.cache_encoder=memory"]) == 2
+    assert "classification.cache_encoder: the frame encoder of lrcn_tiny trains" in capsys.readouterr().err
+    assert not run.exists()

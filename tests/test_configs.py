@@ -37,7 +37,7 @@ TYPOS = [
     (["data.digits.num_trian=3"], "data.digits.num_trian: unknown key; did you mean data.digits.num_train"),
     (["trainer.precision=bf17"], "trainer.precision: expected one of"),
     (["model.cell=gru"], "model.cell: expected one of 'lstm', 'peephole', got 'gru'"),
-    (["model.encoder={name: tiny, chanels: [8]}"], "model.encoder.chanels: unknown key; did you mean model.encoder.channels?"),
+    (["model.encoder={name: tiny, chanels: [8]}"], "model.encoder.chanels: unknown key; did you mean model.encoder.channels"),
     (["data.sampler.num_segments=3"], "data.sampler.num_segments: unknown key"),
     (["data.sampler.name=segment"], "data.sampler.name: expected one of dense, fps, segments, uniform"),
     (["optimizer.lr=fast"], "optimizer.lr: expected a number, got 'fast'"),
@@ -98,7 +98,8 @@ def test_resolved_config_fills_every_section_from_one_place():
     defaults = section_defaults(VideoDataSettings)
     assert cfg["data"]["batch_size"] == defaults["batch_size"] and cfg["data"]["digits"]["num_train"] == 2000
     assert "distractors" not in cfg["data"]  # only the chosen source's section
-    assert cfg["trainer"]["max_epochs"] == 4 and cfg["classification"] == {"label_smoothing": 0.0, "channels_last": False}
+    assert cfg["trainer"]["max_epochs"] == 4 and cfg["classification"] == {"label_smoothing": 0.0, "channels_last": False,
+                                                                              "cache_encoder": False}
     # a sampler given without a name updates the default one; with a name it replaces it
     assert load_config(None, ["data.sampler.num_frames=4"])["data"]["sampler"] == {"name": "uniform", "num_frames": 4}
     seg = load_config(None, ["data.sampler={name: segments, num_segments: 3}"])["data"]["sampler"]
@@ -165,3 +166,18 @@ def test_configs_saved_by_earlier_versions_and_other_sources_still_load():
     with pytest.raises(ValueError, match="data.digits: settings of data.source=digits"):
         load_config(None, ["data.source=folder", "data.digits.num_train=3"], saved=cfg)
     assert upgrade_saved_config(cfg) == cfg  # a current config is left as it is
+
+
+def test_model_compile_is_checked_and_compiles_the_model_in_place():
+    from vidrnn.errors import ConfigError
+    from vidrnn.runner import build_datamodule, build_task
+
+    cfg = load_config(None, ["model.compile=true", "data.digits.num_train=4", "data.digits.num_val=2",
+                             "data.digits.num_test=2"])
+    assert cfg["model"]["compile"] is True
+    task = build_task(cfg, build_datamodule(cfg))
+    assert task.model._compiled_call_impl is not None  # torch.compile'd __call__, compiled lazily on first use
+    assert all(not k.startswith("model._orig_mod") for k in task.state_dict())  # checkpoints keep their keys
+    assert "compile" not in task.hparams["model_kwargs"]
+    with pytest.raises(ConfigError, match="model.compile"):
+        load_config(None, ["model.compile=fast"])

@@ -203,3 +203,27 @@ def test_written_containers_round_trip_frame_order(tmp_path, suffix, codec):
         got, _ = r.get_frames(list(range(T)))
     bar = got.float().mean(dim=(1, 2)).argmax(dim=1)  # column of the bar in each frame
     assert (bar // 4).tolist() == list(range(T))
+
+
+@pytest.mark.parametrize("name", ["bottle-detection.mp4", "car-detection.mp4", "flipping_pancake.mkv"])
+def test_keyframe_seek_takes_the_nearest_keyframe_and_says_when(shared_data, name):
+    video = shared_data / "videos" / "clips" / name
+    with VideoReader(video, size=64) as r:
+        keys, ts = r.keyframe_times(), r.frame_timestamps()
+        assert len(keys) >= 2 and set(np.round(keys, 6)) <= set(np.round(ts, 6))
+        times = np.arange(0.0, r.info.duration, 1.0)
+        got, pts = r.get_frames_at(times, seek="keyframe")
+        nearest = keys[np.abs(keys[None] - times[:, None]).argmin(1)]
+        np.testing.assert_allclose(pts.numpy(), nearest, atol=1e-6)  # the real times come back
+        exact, _ = r.get_frames_at(nearest)  # and they are those keyframes, bit for bit
+        assert torch.equal(got, exact)
+        # within a tolerance: the far times are decoded exactly instead
+        got2, pts2 = r.get_frames_at(times, seek="keyframe", tolerance=0.5)
+        far = np.abs(nearest - times) > 0.5 + 1e-6
+        assert far.any() and (~far).any()
+        np.testing.assert_allclose(pts2.numpy()[~far], nearest[~far], atol=1e-6)
+        want, want_pts = r.get_frames_at(times[far])
+        assert torch.equal(got2[torch.from_numpy(far)], want)
+        np.testing.assert_allclose(pts2.numpy()[far], want_pts.numpy())
+        with pytest.raises(ValueError, match="seek='nearest'"):
+            r.get_frames_at(times, seek="nearest")

@@ -62,3 +62,35 @@ def test_export_refuses_other_models_and_existing_exports(exported, tmp_path, ca
     assert main(["export", str(run / "checkpoints" / "last.ckpt"), "--out", str(tmp_path / "x")]) == 2
     assert "covers the recurrent classifiers" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+FORECAST = ["trainer.max_epochs=1", "data.num_workers=0", "data.batch_size=4", "data.moving_mnist.num_train=8",
+            "data.moving_mnist.num_val=4", "data.moving_mnist.num_test=4", "data.num_input=3", "data.num_output=2",
+            "forecasting.ssim=false"]
+
+
+@pytest.mark.parametrize("name", ["convlstm_tiny", "trajgru_tiny"])
+def test_forecaster_step_and_forecast_in_onnx_runtime_match_pytorch(tmp_path, shared_data, name):
+    run = tmp_path / "run"
+    assert main(["fit", "-c", "convlstm_movingmnist", "--run-dir", str(run), f"model.name={name}", *FORECAST]) == 0
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert main(["export", str(ckpt), "--out", str(tmp_path / "onnx")]) == 0
+    meta = json.loads((tmp_path / "onnx" / "export.json").read_text())
+    model = load_model(ckpt)
+    names = list(meta["step"]["inputs"])[1:]
+    # two layers, each state carried; a GRU has h only
+    assert names == (["h0", "c0", "h1", "c1"] if name == "convlstm_tiny" else ["h0", "h1"])
+    step, forecast = _session(tmp_path / "onnx" / "step.onnx"), _session(tmp_path / "onnx" / "forecast.onnx")
+    p = meta["patch_size"]
+    sizes = ((1, 64, 3), (3, 64, 5)) if meta["frame_size"] else ((1, 64, 3), (2, 32, 5))  # TrajGRU: one frame size
+    for batch, side, T in sizes:  # other batch sizes, frame sizes and lengths than exported
+        torch.manual_seed(T)
+        x = torch.rand(batch, T, 1, side, side)
+        with torch.no_grad():
+            want = model(x, meta["num_output"])
+        feeds = {n: np.zeros((batch, int(meta["step"]["inputs"][n].split(",")[1]), side // p, side // p), np.float32)
+                 for n in names}  # the start: every state zero; "(B, F, H/p, W/p), ..."
+        for t in range(T):  # one frame at a time through ONNX Runtime, the states carried
+            feeds = dict(zip(names, step.run(None, {"frame": x[:, t].numpy(), **feeds})))
+        got = forecast.run(None, feeds)[0]
+        torch.testing.assert_close(torch.from_numpy(got), want, atol=1e-4, rtol=1e-4)

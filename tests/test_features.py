@@ -112,3 +112,45 @@ def test_fit_from_cache_then_predict_raw_video(shared_data, tmp_path):
     r = json.loads(res.read_text())["results"][0]
     assert r["topk"][0]["label"] in json.loads((run / "classes.json").read_text()).values()
     assert r["timeline"]  # 10.4 s video: per-second labels
+
+
+def test_batches_across_videos_and_prefetch_give_the_same_cache(shared_data, tmp_path):
+    clips = sorted(str(p) for p in (shared_data / "videos" / "asl").glob("*.mkv"))[:3]
+    bad = tmp_path / "truncated.mkv"
+    bad.write_bytes(open(clips[0], "rb").read()[:3000])
+    videos = [clips[0], str(bad), clips[1], clips[2]]
+    # batches of 7 frames span videos (each has ~5 at 2 frames/s) and are decoded in a thread
+    a = extract_features(tmp_path / "a", videos=videos, fps=2.0, batch_size=7, **TINY)
+    b = extract_features(tmp_path / "b", videos=videos, fps=2.0, batch_size=1, prefetch=0, **TINY)
+    assert a["done"] == b["done"] == 3 and a["failed"] == b["failed"] == 1 and a["frames"] == b["frames"]
+    fa, fb = tmp_path / "a" / "features", tmp_path / "b" / "features"
+    assert sorted(p.name for p in fa.iterdir()) == sorted(p.name for p in fb.iterdir())
+    assert len(list(fa.glob("*.npy"))) == 3 and not list(fa.glob("*.tmp*"))  # the bad video left nothing
+    for f in fa.glob("*.npy"):
+        np.testing.assert_allclose(np.load(f).astype(np.float32), np.load(fb / f.name).astype(np.float32),
+                                   rtol=2**-10, atol=1e-5)
+        assert json.loads((fa / f.with_suffix(".json").name).read_text()) == \
+            json.loads((fb / f.with_suffix(".json").name).read_text())
+    with pytest.raises(Exception, match="truncated.mkv"):
+        extract_features(tmp_path / "c", videos=[str(bad)], on_error="raise", **TINY)
+    assert not list((tmp_path / "c" / "features").glob("*.npy*"))
+
+
+def test_bf16_features_and_keyframe_seek_are_recorded_in_the_cache(shared_data, tmp_path):
+    video = str(shared_data / "videos" / "clips" / "bottle-detection.mp4")
+    fp32 = extract_features(tmp_path / "f", videos=[video], fps=0.5, **TINY)
+    bf16 = extract_features(tmp_path / "b", videos=[video], fps=0.5, precision="bf16", **TINY)
+    assert fp32["frames"] == bf16["frames"] == 20
+    key = VideoSample(video, -1).key
+    x = np.load(tmp_path / "f" / "features" / f"{key}.npy").astype(np.float32)
+    y = np.load(tmp_path / "b" / "features" / f"{key}.npy").astype(np.float32)
+    assert np.abs(x - y).max() <= 0.05 * np.abs(x).max()  # bf16 keeps 8 significant bits
+    assert load_cache_meta(tmp_path / "b")["precision"] == "bf16"
+    with pytest.raises(ConfigError, match="precision: bf16 vs fp32"):
+        extract_features(tmp_path / "b", videos=[video], fps=0.5, **TINY)
+    kf = extract_features(tmp_path / "k", videos=[video], fps=0.5, seek="keyframe", **TINY)
+    assert kf["frames"] == 20
+    meta = load_cache_meta(tmp_path / "k")
+    assert meta["sampler"]["seek"] == "keyframe"
+    times = json.loads((tmp_path / "k" / "features" / f"{key}.json").read_text())["times"]
+    assert len(set(times)) < 20  # several 2-second times share a keyframe (one every ~8 s), as recorded

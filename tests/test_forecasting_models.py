@@ -107,3 +107,20 @@ def test_fc_lstm_is_tied_to_its_frame_size():
     m = create_model("fc_lstm_tiny")  # 16x16 frames
     with pytest.raises(ValueError, match="takes 16x16 frames, got 64x64"):
         m(torch.rand(1, 2, 1, 64, 64))
+
+
+@pytest.mark.parametrize("name,kw", [("convlstm_tiny", {}), ("convgru_tiny", {}), ("trajgru_tiny", {}),
+                                     ("convlstm_tiny", {"forecaster_input": "previous_frame"})])
+def test_streaming_steps_equal_the_offline_forward(name, kw):
+    from vidrnn import create_model
+
+    torch.manual_seed(0)
+    model = create_model(name, num_output=3, **kw).eval()
+    x = torch.rand(2, 7, 1, 16, 16)
+    with torch.no_grad():
+        whole = model(x)
+        state = None
+        for chunk in x.split([3, 1, 3], dim=1):  # frames arriving in pieces: the state carries the past
+            state = model.step(chunk, state)
+        torch.testing.assert_close(model.forecast(state), whole, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(model.forecast(state, 5)[:, :3], whole, atol=1e-5, rtol=1e-5)

@@ -6,7 +6,9 @@ A config has these sections, each checked against the one place that defines it:
 ========================  ==============================================================
 ``seed``                  an int (default 0)
 ``model``                 ``name`` (a registered model, default ``lrcn_tiny``) and that
-                          builder's keyword arguments, checked against its signature
+                          builder's keyword arguments, checked against its signature;
+                          ``compile: true`` runs the model through ``torch.compile``
+                          (``benchmarks/bench_compile.py`` measures where it pays)
 ``data``                  classification: :class:`vidrnn.data.datamodule.VideoDataSettings`;
                           forecasting: :class:`vidrnn.data.forecast_datamodule.ForecastDataSettings`;
                           language modelling: :class:`vidrnn.data.text.TextDataSettings`
@@ -183,7 +185,10 @@ def resolve_config(raw: dict | None, *, where: str = "") -> dict:
     if task not in MODEL_RESERVED:
         raise ConfigError(f"model.name: {name!r} is a {task} model; vidrnn cannot train {task} models from a config "
                           "yet (build it from Python: vidrnn.create_model)")
+    compiled = validate_value(model.pop("compile", False), bool, "model.compile")
     out["model"] = {"name": name, **validate_call(builder, model, "model", reserved=MODEL_RESERVED[task])}
+    if compiled:
+        out["model"]["compile"] = True
     validate_data, task_settings = _task_sections()[task]
     out["data"] = validate_data(raw.get("data"), "data")
     from vidrnn.tasks.optim import OptimizerSettings

@@ -165,6 +165,31 @@ def _cache_encoder(cache: str, model_cfg: dict) -> dict:
     return torch.load(Path(cache) / "encoder.pt", map_location="cpu", weights_only=True)
 
 
+def _cache_encoder_outputs(cfg: dict, task, dm, run: Path, report) -> None:
+    """``classification.cache_encoder``: run the frozen frame encoder once over every split and
+    train from its outputs (see :class:`vidrnn.tasks.classification.ClassificationSettings`).
+
+    Raises:
+        ConfigError: the model has no per-frame encoder, or it is not wholly frozen.
+    """
+    model, mode = task.model, cfg["classification"]["cache_encoder"]
+    enc = getattr(model, "encoder", None)
+    if enc is None or not hasattr(model, "encode"):
+        raise ConfigError(f"classification.cache_encoder: {cfg['model']['name']} has no per-frame encoder to cache")
+    if any(p.requires_grad for p in enc.parameters()):
+        raise ConfigError(f"classification.cache_encoder: the frame encoder of {cfg['model']['name']} trains "
+                          f"(model.trainable: {enc.trainable!r}; a tiny encoder's pooling layer always trains); "
+                          "caching needs a frozen one (model.trainable: none, pooled by averaging)")
+    device = "cuda" if torch.cuda.is_available() and cfg["trainer"].get("accelerator") in ("gpu", "cuda", "auto") else "cpu"
+    enc.eval().to(device)
+    folder = run / "encoder_cache" if mode == "disk" else None
+    times = dm.encode_once(model.encode, folder=folder, device=device)
+    enc.to("cpu")
+    task.use_cached_features(True)
+    report(f"encoder outputs cached ({mode}): " + ", ".join(f"{k} {v:.1f} s" for k, v in times.items())
+           + "; training clips are fixed (eval sampling and crop)")
+
+
 def build_task(cfg: dict, datamodule, init_from: str | os.PathLike | None = None):
     """The Lightning task of a resolved config and its data module, optionally initialised
     from the weights of a checkpoint of the same model (and classes).
@@ -174,6 +199,7 @@ def build_task(cfg: dict, datamodule, init_from: str | os.PathLike | None = None
     """
     model_cfg = dict(cfg["model"])
     name = model_cfg.pop("name")
+    compiled = model_cfg.pop("compile", False)
     if model_task(name) == "language_modeling":
         from vidrnn.tasks.language_model import LanguageModelTask
 
@@ -222,6 +248,8 @@ def build_task(cfg: dict, datamodule, init_from: str | os.PathLike | None = None
             task.load_state_dict(ck["state_dict"])
         except RuntimeError as e:
             raise CheckpointError(f"{init_from}: weights do not fit the configured {name!r}: {e}") from None
+    if compiled:  # torch.compile in place: the state_dict keys (and checkpoints) stay those of the plain model
+        task.model.compile()
     return task
 
 
@@ -380,6 +408,8 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
                    + ", ".join(f"{k} {v} videos" for k, v in sizes.items()))
         report(f"run directory: {run}")
         t0 = time.time()
+        if kind == "classification" and cfg["classification"]["cache_encoder"]:
+            _cache_encoder_outputs(cfg, task, dm, run, report)
         trainer.fit(task, datamodule=dm, ckpt_path=str(last) if last else None)
     except BaseException:
         if writes and not resume and (started is None or not started.started):  # nothing trained: leave nothing

@@ -102,7 +102,7 @@ class VideoClipDataset(Dataset):
                 times = self.sampler.sample(ts, duration, training=self.training, rng=rng, start=a, end=b)
             except ValueError as e:
                 raise VideoDecodeError(s.path, str(e)) from e
-            frames, _ = r.get_frames_at(times.reshape(-1))
+            frames, _ = r.get_frames_at(times.reshape(-1), **self.sampler.decode_options)
         frames = frames.unflatten(0, times.shape)  # (V, T, 3, H, W)
         return (frames, times) if return_times else frames
 
@@ -167,3 +167,74 @@ def collate_clips(items: list[dict]) -> dict:
 def _pad_time(x: torch.Tensor, T: int) -> torch.Tensor:
     """``(V, t, ...)`` -> ``(V, T, ...)`` by repeating the last step."""
     return x if x.shape[1] == T else torch.cat([x, x[:, -1:].expand(-1, T - x.shape[1], *x.shape[2:])], 1)
+
+
+class EncodedClips(Dataset):
+    """A clip dataset's items with the video replaced by a frozen encoder's output, computed once.
+
+    Made by :func:`encode_clips`; items are those of the source dataset with ``features``
+    ``(V, T, ...)`` (float16, in memory or memory-mapped ``.npy`` files) instead of ``video``;
+    videos the source skipped stay skipped.
+    """
+
+    def __init__(self, items: list[dict]):
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        it = dict(self.items[i])
+        f = it.get("features")
+        if isinstance(f, str):  # on disk
+            f = np.load(f, mmap_mode="r")
+        if f is not None:
+            it["features"] = torch.from_numpy(np.asarray(f, dtype=np.float32))
+        return it
+
+
+def encode_clips(dataset: Dataset, encode, *, batch_size: int, num_workers: int = 0, folder: str | None = None,
+                 device: str | torch.device = "cpu") -> EncodedClips:
+    """Decode every item of ``dataset`` once and keep ``encode(video)`` instead of the video.
+
+    Args:
+        dataset: items with ``video`` ``(V, T, 3, H, W)`` (:class:`VideoClipDataset` or an
+            embedded dataset); deterministic items (eval sampling and transform) make sense here.
+        encode: ``(N, T, 3, H, W) -> (N, T, ...)`` (a frozen encoder; run under inference mode).
+        batch_size, num_workers: of the decoding DataLoader.
+        folder: keep the features as ``.npy`` files there (memory-mapped when read);
+            ``None``: in memory.
+        device: where ``encode`` runs.
+    """
+    from pathlib import Path
+
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=_as_list)
+    items: list[dict] = []
+    for chunk in loader:
+        good = [it for it in chunk if "skipped" not in it]
+        if good:
+            video = torch.cat([it["video"] for it in good]).to(device)  # every view of every item
+            with torch.inference_mode():
+                feats = encode(video).to("cpu", torch.float16).split([len(it["video"]) for it in good])
+        k = 0
+        for it in chunk:
+            if "skipped" in it:
+                items.append(it)
+                continue
+            it = {key: v for key, v in it.items() if key != "video"}
+            f = feats[k].numpy()
+            k += 1
+            if folder is not None:
+                p = Path(folder) / f"{len(items)}.npy"
+                np.save(p, f)
+                it["features"] = str(p)
+            else:
+                it["features"] = f
+            items.append(it)
+    return EncodedClips(items)
+
+
+def _as_list(items: list[dict]) -> list[dict]:
+    return items

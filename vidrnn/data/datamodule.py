@@ -28,6 +28,7 @@ from the ``data:`` section of a config.
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,7 +41,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from vidrnn.data.annotations import (VideoSample, read_annotation_list, read_charades_csv, read_hmdb51_split,
                                      read_kinetics_csv, read_ucf101_split, scan_video_folder)
-from vidrnn.data.clip_dataset import VideoClipDataset, collate_clips
+from vidrnn.data.clip_dataset import VideoClipDataset, collate_clips, encode_clips
 from vidrnn.data.digits import DistractorDigits, MovingDigits, MultiLabelDigits
 from vidrnn.data.transforms import ClipTransformConfig, build_clip_transform
 from vidrnn.errors import ConfigError
@@ -389,6 +390,45 @@ class VideoDataModule(L.LightningDataModule):
                 training=training, crop_fraction=float(c["crop_fraction"]) if training else 1.0,
                 decode_size=c["decode_size"], stream=c["stream"], on_error=c["on_error"],
                 num_labels=len(self.classes) if self.multilabel else None)
+
+    def encode_once(self, encode, *, folder: str | Path | None = None, device="cpu") -> dict[str, float]:
+        """Replace every split's videos by ``encode(video)`` computed once (a frozen encoder):
+        training then reads features (``classification.cache_encoder``).
+
+        The training split is first rebuilt to give the same clips every epoch (its sampler at
+        test time: segment centres, the whole annotated segment, the eval transform).
+
+        Args:
+            encode: ``(N, T, 3, H, W) -> (N, T, ...)``.
+            folder: keep the features as ``.npy`` files under it (one folder per split);
+                ``None``: in memory.
+            device: where ``encode`` runs.
+
+        Returns:
+            Seconds spent per split.
+
+        Raises:
+            ConfigError: the data are a feature cache already.
+        """
+        c = self.cfg
+        if c["source"] == "features":
+            raise ConfigError("classification.cache_encoder: data.source is a feature cache already (no encoder to cache)")
+        times = {}
+        for part, ds in list(self.splits.items()):
+            if isinstance(ds, VideoClipDataset) and ds.training:
+                ds = VideoClipDataset(ds.samples, build_sampler(c["sampler"]),
+                                      build_clip_transform(c["transform"], training=False), training=False,
+                                      decode_size=c["decode_size"], stream=c["stream"], on_error=c["on_error"],
+                                      num_labels=len(self.classes) if self.multilabel else None)
+            where = None
+            if folder is not None:
+                where = Path(folder) / part
+                where.mkdir(parents=True, exist_ok=True)
+            t0 = time.time()
+            self.splits[part] = encode_clips(ds, encode, batch_size=int(c["batch_size"]),
+                                             num_workers=int(c["num_workers"]), folder=where, device=device)
+            times[part] = round(time.time() - t0, 2)
+        return times
 
     @property
     def settings(self) -> dict:

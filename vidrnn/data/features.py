@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 __all__ = ["FeatureDataset", "load_cache_meta", "CACHE_META_KEYS"]
 
 #: meta.json settings that must agree when more videos are added to an existing cache
-CACHE_META_KEYS = ("encoder", "kind", "sampler", "transform", "decode_size", "dtype")
+CACHE_META_KEYS = ("encoder", "kind", "sampler", "transform", "decode_size", "dtype", "precision")
 
 
 def load_cache_meta(cache: str | os.PathLike) -> dict:

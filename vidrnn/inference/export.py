@@ -15,6 +15,21 @@ with ``export.json`` describing the inputs, outputs, classes and the input size.
 ``torch.export``-based one, which handles the CNNs' adaptive pooling at a dynamic batch. Not yet:
 the whole model as one graph (neither exporter manages both). Requires the ``export`` extra
 (onnx, onnxruntime, onnxscript).
+
+For the encoder-forecasters (ConvLSTM, ConvGRU, TrajGRU; Shi et al. 2015/2017), two graphs
+carry the encoder's states explicitly, one tensor per layer (``h0, c0, h1, c1, ...``; GRUs only
+``h``), each ``(B, F_l, H/p, W/p)`` for patch size ``p``:
+
+* ``step.onnx``: ``frame (B, C, H, W)`` in [0, 1] and the states -> the states after that frame
+  (``h0_out, ...``; all states are zeros before the first frame);
+* ``forecast.onnx``: the states (and ``last``, the last frame seen, for models with
+  ``forecaster_input: previous_frame``) -> ``logits (B, T_out, C, H, W)`` of the next ``T_out``
+  frames (the checkpoint's ``num_output``; sigmoid gives intensities);
+
+so radar or video frames stream in one at a time and a forecast can be asked for after any of
+them. ``B``, ``H`` and ``W`` are dynamic (multiples of ``p``), except for the FC-LSTM (tied to one
+frame size) and TrajGRU, whose warping grid is traced at the export's frame size
+(``export.json``'s ``frame_size``: the model's, else 64 px); their ``B`` stays dynamic.
 """
 
 from __future__ import annotations
@@ -24,6 +39,7 @@ from pathlib import Path
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from vidrnn.errors import ConfigError
 from vidrnn.inference.checkpoint import load_model
@@ -74,7 +90,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike) -> dict:
     docstring).
 
     Returns:
-        ``{"encoder", "step", "json"}`` paths.
+        ``{"encoder", "step", "json"}`` paths (forecasters: ``{"step", "forecast", "json"}``).
 
     Raises:
         ConfigError: a model this exporter does not cover (not a recurrent classifier with a
@@ -88,14 +104,18 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike) -> dict:
         raise ConfigError("vidrnn export needs the export extra: pip install 'vidrnn[export]'") from None
     model = load_model(checkpoint).float().eval()
     info = model.vidrnn
+    out = Path(out)
+    if (out / "export.json").exists():
+        raise FileExistsError(f"{out / 'export.json'} exists; choose another --out (nothing is overwritten)")
+    if info.task == "forecasting" and hasattr(model, "step") and hasattr(model, "forecast"):
+        out.mkdir(parents=True, exist_ok=True)
+        return _export_forecaster(model, info, checkpoint, out)
     rnn = getattr(model, "rnn", None)
     if info.task != "classification" or not getattr(model, "streaming", False) or rnn is None \
             or not all(isinstance(getattr(layer, "lstm", None), nn.LSTM) for layer in rnn.layers):
         raise ConfigError(f"{checkpoint}: vidrnn export covers the recurrent classifiers with nn.LSTM layers (lrcn, "
-                          f"deep_lstm and variants, cell=lstm); {info.name!r} is not one of them")
-    out = Path(out)
-    if (out / "export.json").exists():
-        raise FileExistsError(f"{out / 'export.json'} exists; choose another --out (nothing is overwritten)")
+                          f"deep_lstm and variants, cell=lstm) and the encoder-forecasters; {info.name!r} is not "
+                          "one of them")
     out.mkdir(parents=True, exist_ok=True)
     size = int((info.data.get("transform") or {}).get("size", 112))
     L, H = len(rnn.layers), rnn.layers[0].hidden_size
@@ -117,3 +137,86 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike) -> dict:
                      "outputs": {"frame_logits": "(B, t, K)", "h": "(L, B, H)", "c": "(L, B, H)"}}}
     write_json(out / "export.json", meta)
     return {"encoder": str(out / "encoder.onnx"), "step": str(out / "step.onnx"), "json": str(out / "export.json")}
+
+
+class _ForecastStep(nn.Module):
+    """One frame observed: flat state tensors in and out."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, frame, *flat):  # model.step on one frame, without reshapes that would fix the batch
+        h, new = F.pixel_unshuffle(frame, self.model.patch_size), []
+        for layer, s in zip(self.model.encoder, _unflatten_states(self.model, flat)):
+            s = layer.cell(h, s)
+            h = s[0] if isinstance(s, tuple) else s
+            new.append(s)
+        return tuple(_flatten_states(new))
+
+
+class _Forecast(nn.Module):
+    def __init__(self, model, num_output: int):
+        super().__init__()
+        self.model, self.num_output = model, num_output
+        self.needs_last = model.forecaster_input == "previous_frame"
+
+    def forward(self, *inputs):
+        last, flat = (inputs[0], inputs[1:]) if self.needs_last else (None, inputs)
+        return self.model.forecast({"encoder": _unflatten_states(self.model, flat), "last": last}, self.num_output)
+
+
+def _flatten_states(states) -> list:
+    out = []
+    for s in states:
+        out.extend(s if isinstance(s, tuple) else (s,))
+    return out
+
+
+def _unflatten_states(model, flat) -> list:
+    out, k = [], 0
+    for layer in model.encoder:
+        n = layer.cell.state_tensors
+        out.append(tuple(flat[k:k + n]) if n == 2 else flat[k])
+        k += n
+    return out
+
+
+def _state_names(model) -> list[str]:
+    names = []
+    for i, layer in enumerate(model.encoder):
+        names += [f"h{i}", f"c{i}"] if layer.cell.state_tensors == 2 else [f"h{i}"]
+    return names
+
+
+def _export_forecaster(model, info, checkpoint, out: Path) -> dict:
+    """``step.onnx`` (one frame observed) and ``forecast.onnx`` (the next frames) of an
+    encoder-forecaster; see the module docstring."""
+    size = int(model.frame_size or info.data.get("frame_size") or 64)
+    size -= size % model.patch_size
+    C, p, T_out = model.in_channels, model.patch_size, int(info.data.get("num_output") or model.num_output)
+    names = _state_names(model)
+    with torch.no_grad():
+        st = model.step(torch.rand(2, 1, C, size, size))
+    flat = _flatten_states(st["encoder"])
+    fixed = model.frame_size is not None or model.cell == "trajgru"  # TrajGRU's warp grid is traced at one size
+    hw = {0: "B"} if fixed else {0: "B", 2: "H", 3: "W"}
+    shp = {0: "B"} if fixed else {0: "B", 2: "h", 3: "w"}
+    f_in = (["last"] if model.forecaster_input == "previous_frame" else []) + names
+    _export(_ForecastStep(model), (torch.rand(2, C, size, size), *flat), out / "step.onnx",
+            ["frame", *names], [f"{n}_out" for n in names],
+            {"frame": hw, **{n: shp for n in names}, **{f"{n}_out": shp for n in names}}, dynamo=False)
+    _export(_Forecast(model, T_out), (*((st["last"],) if f_in[0] == "last" else ()), *flat), out / "forecast.onnx",
+            f_in, ["logits"], {**{n: shp for n in names}, "last": hw,
+                               "logits": {0: "B"} if fixed else {0: "B", 3: "H", 4: "W"}}, dynamo=False)
+    shapes = {n: f"(B, {s.shape[1]}, H/{p}, W/{p})" for n, s in zip(names, flat)}
+    last = {"last": f"(B, {C}, H, W): the last frame observed"} if f_in[0] == "last" else {}
+    meta = {"checkpoint": str(checkpoint), "model": info.name, "task": "forecasting", "in_channels": C,
+            "patch_size": p, "frame_size": size if fixed else None, "num_output": T_out,
+            "step": {"inputs": {"frame": f"(B, {C}, H, W) in [0, 1]",
+                                **{n: f"{v}, zeros before the first frame" for n, v in shapes.items()}},
+                     "outputs": {f"{n}_out": v for n, v in shapes.items()}},
+            "forecast": {"inputs": {**last, **shapes},
+                         "outputs": {"logits": f"(B, {T_out}, {C}, H, W); sigmoid gives intensities in [0, 1]"}}}
+    write_json(out / "export.json", meta)
+    return {"step": str(out / "step.onnx"), "forecast": str(out / "forecast.onnx"), "json": str(out / "export.json")}

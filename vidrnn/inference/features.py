@@ -8,12 +8,15 @@ described in :mod:`vidrnn.data.features`, which reads it back for training).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import queue
+import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -65,8 +68,17 @@ def extract_features(
     num_shards: int = 1,
     device: str = "cpu",
     on_error: str = "skip",
+    precision: str = "fp32",
+    seek: str = "exact",
+    seek_tolerance: float | None = None,
+    prefetch: int = 64,
+    channels_last: bool | None = None,
 ) -> dict:
     """Encode videos at ``fps`` frames/s into the cache ``out`` (see the module docstring).
+
+    The encoder runs under ``torch.inference_mode`` on batches of ``batch_size`` frames taken
+    across videos (a short video does not leave the batch half empty), in ``channels_last``,
+    while a background thread decodes and crops the next frames (``prefetch`` frames ahead).
 
     Args:
         out: cache directory (created; an existing cache must have the same settings).
@@ -76,35 +88,45 @@ def extract_features(
         size: centre-crop side fed to the encoder, pixels.
         decode_size: shorter side while decoding, pixels (None: full size).
         maps: store conv maps ``(T, C, h, w)`` instead of pooled vectors ``(T, D)``.
-        batch_size: frames per encoder call (bounds memory).
+        batch_size: frames per encoder call, across videos (bounds memory).
         shard, num_shards: this process's share of the videos.
         device: torch device of the encoder.
         on_error: ``"skip"`` a bad video (logged, counted, retried next run) or ``"raise"``.
+        precision: ``"fp32"`` or ``"bf16"`` (autocast; stored features stay float16 either way;
+            recorded in the cache, whose settings must then agree).
+        seek, seek_tolerance: how frames are found (:class:`FixedRateSampler`): ``"exact"`` or
+            the approximate ``"keyframe"`` mode for long videos (the times taken are stored).
+        prefetch: decoded frames waiting for the encoder (0: decode in the calling thread).
+        channels_last: encoder memory layout (``None``: the backbone's default).
 
     Returns:
         Counts and speed: videos, done, already_done, failed, frames, seconds, frames_per_s.
 
     Raises:
-        ConfigError: settings differ from those of the existing cache, or bad shard numbers.
+        ConfigError: settings differ from those of the existing cache, bad shard numbers or
+            a bad ``precision``.
     """
     from vidrnn.layers.encoders import create_frame_encoder
 
     if not 0 <= shard < num_shards:
         raise ConfigError(f"--shard {shard} must be in 0..{num_shards - 1} (--num-shards {num_shards})")
+    if precision not in PRECISIONS:
+        raise ConfigError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
     out = Path(out)
     (out / "features").mkdir(parents=True, exist_ok=True)
     samples, data_cfg = _samples_from(videos, config, overrides)
     torch.manual_seed(0)  # encoders without pretrained weights are the same in every shard
-    enc = create_frame_encoder(encoder, pretrained=True, trainable="none")
+    enc = create_frame_encoder(encoder, pretrained=True, trainable="none", channels_last=channels_last)
     enc_file = out / "encoder.pt"
     if enc_file.is_file():
         enc.load_state_dict(torch.load(enc_file, map_location="cpu", weights_only=True))
-    sampler = FixedRateSampler(fps=fps)
-    meta = {"version": 1, "encoder": enc.config, "kind": "map" if maps else "vector", "sampler": sampler.to_dict(),
-            "transform": {"size": size}, "decode_size": decode_size, "dtype": "float16", "data": data_cfg}
+    sampler = FixedRateSampler(fps=fps, seek=seek, seek_tolerance=seek_tolerance)
+    meta = {"version": 1, "encoder": _plain_config(enc.config), "kind": "map" if maps else "vector",
+            "sampler": sampler.to_dict(), "transform": {"size": size}, "decode_size": decode_size, "dtype": "float16",
+            "precision": precision, "data": data_cfg}
     meta_file = out / "meta.json"
     if meta_file.is_file():
-        old = json.loads(meta_file.read_text())
+        old = _with_defaults(json.loads(meta_file.read_text()))
         diff = [k for k in CACHE_META_KEYS if old.get(k) != meta[k]]
         if diff:
             raise ConfigError(f"{out} was made with other settings ({', '.join(f'{k}: {old.get(k)} vs {meta[k]}' for k in diff)}); "
@@ -118,61 +140,205 @@ def extract_features(
     enc = enc.to(device).eval()
     transform = build_clip_transform({"size": size}, training=False)
     stats = {"videos": 0, "done": 0, "already_done": 0, "failed": 0, "frames": 0}
-    t0 = time.time()
+    todo = []
     for i, s in enumerate(samples):
         if i % num_shards != shard:
             continue
         stats["videos"] += 1
         if (out / "features" / f"{s.key}.json").is_file():
             stats["already_done"] += 1
-            continue
-        try:
-            n = _extract_one(s, out / "features", enc, transform, sampler, decode_size, maps, batch_size, device)
-        except (VideoDecodeError, FileNotFoundError, ValueError) as e:
-            if on_error == "raise":
-                raise
-            log.warning("skipping %s: %s", s.path, e)
-            stats["failed"] += 1
-            continue
-        stats["done"] += 1
-        stats["frames"] += n
-    stats["seconds"] = round(time.time() - t0, 2)
+        else:
+            todo.append(s)
+    t0 = time.time()
+    writer = _CacheWriter(out / "features", on_error)
+    events = _decoded_frames(todo, transform, sampler, decode_size)
+    with _prefetched(events, prefetch) as events:
+        _encode_stream(events, enc, writer, batch_size, device, precision, maps)
+    stats.update(done=writer.done, failed=writer.failed, frames=writer.frames)
+    stats["seconds"] = round(time.time() - t0, 3)
     stats["frames_per_s"] = round(stats["frames"] / max(stats["seconds"], 1e-9), 1)
     return stats
 
 
-@torch.no_grad()
-def _extract_one(s: VideoSample, folder: Path, enc, transform, sampler, decode_size, maps, batch_size, device) -> int:
-    with VideoReader(s.path, size=decode_size) as r, atomic_write(folder / f"{s.key}.npy") as tmp:
-        duration = r.info.duration
-        end = duration if s.end is None else min(s.end, duration)
-        times = sampler.sample(None, duration, start=max(0.0, s.start), end=end)[0]
-        arr = None
-        batch: list[torch.Tensor] = []
-        pts = np.zeros(len(times))
-        row = 0
+PRECISIONS = ("fp32", "bf16")
+#: settings of caches made before they were recorded
+_META_DEFAULTS = {"precision": "fp32"}
 
-        def flush():
-            nonlocal arr, row
-            x = transform(torch.stack(batch))[None].to(device)  # (1, n, 3, S, S)
+
+def _plain_config(cfg: dict) -> dict:
+    return {k: v for k, v in cfg.items() if k != "channels_last"}  # the layout does not change the features
+
+
+def _with_defaults(meta: dict) -> dict:
+    meta = {**_META_DEFAULTS, **meta}
+    if isinstance(meta.get("sampler"), dict):
+        meta["sampler"] = FixedRateSampler(**{k: v for k, v in meta["sampler"].items() if k != "name"}).to_dict()
+    return meta
+
+
+def _decoded_frames(samples, transform, sampler, decode_size) -> Iterator[tuple]:
+    """Events ``("begin", s, n)``, ``("frame", s, k, (3, S, S) float)``, ``("end", s, info)`` and
+    ``("error", s, exception)`` for each video, in order."""
+    for s in samples:
+        try:
+            with VideoReader(s.path, size=decode_size) as r:
+                duration = r.info.duration
+                end = duration if s.end is None else min(s.end, duration)
+                times = sampler.sample(None, duration, start=max(0.0, s.start), end=end)[0]
+                yield "begin", s, len(times)
+                pts = np.zeros(len(times))
+                for k, frame, p in r.iter_frames_at(times, **sampler.decode_options):
+                    pts[k] = p
+                    yield "frame", s, k, transform(frame[None])[0]
+        except (VideoDecodeError, FileNotFoundError, ValueError) as e:
+            yield "error", s, e
+            continue
+        yield "end", s, {"path": s.path, "label": s.label, "duration": duration,
+                         "times": [round(float(t), 6) for t in pts]}
+
+
+class _CacheWriter:
+    """Rows of each video's memory-mapped ``.npy`` (written atomically, then its ``.json``)."""
+
+    def __init__(self, folder: Path, on_error: str):
+        self.folder, self.on_error = folder, on_error
+        self.open: dict[str, dict] = {}  # key -> {stack, tmp, arr, n, written, info}
+        self.done = self.failed = self.frames = 0
+
+    def begin(self, s: VideoSample, n: int) -> None:
+        stack = contextlib.ExitStack()
+        tmp = stack.enter_context(atomic_write(self.folder / f"{s.key}.npy"))
+        self.open[s.key] = {"stack": stack, "tmp": tmp, "arr": None, "n": n, "written": 0, "info": None}
+
+    def write(self, s: VideoSample, rows: Sequence[int], y: np.ndarray) -> None:
+        v = self.open.get(s.key)
+        if v is None:  # the video failed after these frames were decoded
+            return
+        if v["arr"] is None:
+            v["arr"] = np.lib.format.open_memmap(v["tmp"], mode="w+", dtype=np.float16, shape=(v["n"], *y.shape[1:]))
+        v["arr"][list(rows)] = y
+        v["written"] += len(rows)
+        self._maybe_finish(s)
+
+    def end(self, s: VideoSample, info: dict) -> None:
+        self.open[s.key]["info"] = info
+        self._maybe_finish(s)
+
+    def _maybe_finish(self, s: VideoSample) -> None:
+        v = self.open[s.key]
+        if v["info"] is None or v["written"] < v["n"]:
+            return
+        v["arr"].flush()
+        del v["arr"]
+        v["stack"].close()  # the .npy appears
+        write_text(self.folder / f"{s.key}.json", json.dumps(v["info"]))  # then the .json: the video is done
+        del self.open[s.key]
+        self.done += 1
+        self.frames += v["n"]
+
+    def error(self, s: VideoSample, e: Exception) -> None:
+        v = self.open.pop(s.key, None)
+        if v is not None:
+            v["arr"] = None
+            v["stack"].__exit__(type(e), e, e.__traceback__)  # the temporary file is removed
+        if self.on_error == "raise":
+            raise e
+        log.warning("skipping %s: %s", s.path, e)
+        self.failed += 1
+
+    def abort(self) -> None:
+        for v in self.open.values():
+            v["arr"] = None
+            v["stack"].__exit__(RuntimeError, RuntimeError("aborted"), None)
+        self.open.clear()
+
+
+def _encode_stream(events, enc, writer: _CacheWriter, batch_size: int, device: str, precision: str, maps: bool) -> None:
+    batch: list[torch.Tensor] = []
+    owners: list[tuple[VideoSample, int]] = []
+    dev = torch.device(device)
+
+    def flush():
+        x = torch.stack(batch)[None].to(dev, non_blocking=True)  # (1, n, 3, S, S)
+        with torch.inference_mode(), torch.autocast(dev.type, torch.bfloat16, enabled=precision == "bf16"):
             y = enc.forward_maps(x)[0] if maps else enc(x)[0]  # (n, C, h, w) or (n, D)
-            if arr is None:
-                arr = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.float16, shape=(len(times), *y.shape[1:]))
-            arr[row:row + len(y)] = y.float().cpu().numpy().astype(np.float16)
-            row += len(y)
-            batch.clear()
+        y = y.float().cpu().numpy().astype(np.float16)
+        start = 0
+        while start < len(owners):  # consecutive rows of one video go in one write
+            s = owners[start][0]
+            stop = start
+            while stop < len(owners) and owners[stop][0] is s:
+                stop += 1
+            writer.write(s, [k for _, k in owners[start:stop]], y[start:stop])
+            start = stop
+        batch.clear()
+        owners.clear()
 
-        for k, frame, p in r.iter_frames_at(times):
-            pts[k] = p
-            batch.append(frame)
-            if len(batch) == batch_size:
-                flush()
+    try:
+        for ev in events:
+            kind, s = ev[0], ev[1]
+            if kind == "frame":
+                batch.append(ev[3])
+                owners.append((s, ev[2]))
+                if len(batch) == batch_size:
+                    flush()
+            elif kind == "begin":
+                writer.begin(s, ev[2])
+            elif kind == "end":
+                writer.end(s, ev[2])
+            else:
+                keep = [(f, o) for f, o in zip(batch, owners) if o[0] is not s]
+                batch[:], owners[:] = [f for f, _ in keep], [o for _, o in keep]
+                writer.error(s, ev[2])
         if batch:
             flush()
-        arr.flush()
-        del arr
-    info = {"path": s.path, "label": s.label, "duration": duration, "times": [round(float(t), 6) for t in pts]}
-    write_text(folder / f"{s.key}.json", json.dumps(info))
-    return len(times)
+    finally:
+        writer.abort()  # anything unfinished (an error was raised) leaves no file behind
 
 
+@contextlib.contextmanager
+def _prefetched(events: Iterator, n: int):
+    """``events`` produced by a background thread, up to ``n`` ahead (``n=0``: in this thread).
+    Exceptions of the producer are re-raised here; leaving the block stops it."""
+    if n <= 0:
+        yield events
+        return
+    q: queue.Queue = queue.Queue(maxsize=n)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for ev in events:
+                while not stop.is_set():
+                    try:
+                        q.put(ev, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as e:  # noqa: BLE001 -- handed to the consumer
+            q.put(("raise", e))
+
+    def consume():
+        while True:
+            ev = q.get()
+            if ev is done:
+                return
+            if ev[0] == "raise":
+                raise ev[1]
+            yield ev
+
+    th = threading.Thread(target=produce, name="vidrnn-decode", daemon=True)
+    th.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        while th.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                q.get_nowait()
+            except queue.Empty:
+                th.join(0.05)

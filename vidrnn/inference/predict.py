@@ -33,12 +33,17 @@ class Predictor:
             metadata gives the classes and the input pipeline).
         device: where to run the model.
         batch_views: clips per forward pass (bounds memory for long timelines).
+        precision: ``"fp32"`` or ``"bf16"`` (autocast: 2-3x faster on CPUs with AMX or
+            AVX-512 BF16 and on GPUs; probabilities within ~1e-2 of fp32).
 
     Raises:
-        ValueError: ``model`` is not a classifier.
+        ValueError: ``model`` is not a classifier, or a bad ``precision``.
     """
 
-    def __init__(self, model, *, device: str | torch.device = "cpu", batch_views: int = 16):
+    def __init__(self, model, *, device: str | torch.device = "cpu", batch_views: int = 16, precision: str = "fp32"):
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision={precision!r}: expected 'fp32' or 'bf16'")
+        self.bf16 = precision == "bf16"
         self.info = model.vidrnn
         if self.info.task != "classification":
             raise ValueError(f"model {self.info.name!r} is a {self.info.task} model, not a video classifier")
@@ -66,13 +71,13 @@ class Predictor:
         s = self.sampler
         return int(getattr(s, "num_frames", None) or getattr(s, "num_segments", None) or getattr(s, "clip_len", None) or 8)
 
-    @torch.no_grad()
     def _probs(self, clips: torch.Tensor) -> torch.Tensor:
         """uint8 clips ``(V, T, 3, H, W)`` -> class probabilities per clip ``(V, K)``."""
         out = []
         for chunk in clips.split(self.batch_views):
             x = torch.stack([self.transform(c) for c in chunk]).to(self.device)  # (v, T, 3, S, S)
-            logits = self.model(x).logits
+            with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
+                logits = self.model(x).logits.float()
             out.append(average_views(logits, torch.ones(len(x), dtype=torch.long), self.multilabel).exp().cpu())
         return torch.cat(out)
 
@@ -102,7 +107,7 @@ class Predictor:
             ts = r.frame_timestamps() if self.sampler.needs_timestamps else None
             duration = r.info.duration if ts is None else max(r.info.duration, float(ts[-1]))
             times = self.sampler.sample(ts, duration, training=False)  # (V, T)
-            clips = r.get_frames_at(times.reshape(-1))[0].unflatten(0, times.shape)
+            clips = r.get_frames_at(times.reshape(-1), **self.sampler.decode_options)[0].unflatten(0, times.shape)
             probs = self._probs(clips).mean(0)
             result = {
                 "video": str(path),
@@ -128,7 +133,7 @@ class Predictor:
             centres = secs + 0.5
             offs = (np.arange(T) + 0.5) / T * window - window / 2
             times = np.clip(centres[:, None] + offs[None], 0.0, max(duration - 1e-3, 0.0))  # (n, T)
-            clips = reader.get_frames_at(times.reshape(-1))[0].unflatten(0, times.shape)
+            clips = reader.get_frames_at(times.reshape(-1), **self.sampler.decode_options)[0].unflatten(0, times.shape)
             probs = self._probs(clips)
             for s, p in zip(secs, probs):
                 i = int(p.argmax())
@@ -154,7 +159,7 @@ class Predictor:
             ts = r.frame_timestamps() if self.sampler.needs_timestamps else None
             duration = r.info.duration if ts is None else max(r.info.duration, float(ts[-1]))
             times = self.sampler.sample(ts, duration, training=False)[:1]  # (1, T)
-            clip = r.get_frames_at(times.reshape(-1))[0]  # (T, 3, H, W) uint8
+            clip = r.get_frames_at(times.reshape(-1), **self.sampler.decode_options)[0]  # (T, 3, H, W) uint8
         x = self.transform(clip)[None].to(self.device)  # (1, T, 3, S, S)
         out = self.model(x)
         if out.attention is None:
@@ -224,7 +229,7 @@ def merge_timeline(timeline: list[dict]) -> list[dict]:
 
 def label_videos(checkpoint: str | Path, videos: Iterable[str | Path], *, topk: int = 5,
                  timeline: bool | None = None, window: float | None = None, attention_dir: str | Path | None = None,
-                 device: str = "cpu") -> Iterable[dict]:
+                 device: str = "cpu", precision: str = "fp32") -> Iterable[dict]:
     """Label each video with a classifier checkpoint (what ``vidrnn predict CKPT VIDEO...`` does).
 
     Args:
@@ -234,6 +239,7 @@ def label_videos(checkpoint: str | Path, videos: Iterable[str | Path], *, topk: 
         attention_dir: attention models: write MP4 and GIF overlays there
             (:meth:`Predictor.write_attention`).
         device: where to run the model.
+        precision: ``"fp32"`` or ``"bf16"`` (:class:`Predictor`).
 
     Yields:
         Per video, :meth:`Predictor.predict`'s result (with ``"attention"`` when drawn), or
@@ -246,7 +252,7 @@ def label_videos(checkpoint: str | Path, videos: Iterable[str | Path], *, topk: 
     videos = list(videos)
     if not videos:
         raise ValueError("predict: give one or more video files to label")
-    pred = Predictor(load_model(checkpoint), device=device)
+    pred = Predictor(load_model(checkpoint), device=device, precision=precision)
     if attention_dir is not None and not pred.has_attention:
         raise ValueError(f"model {pred.info.name!r} has no attention to show (--attention is for the attention "
                          "models, e.g. soft_attention_lstm, hard_attention_lstm, temporal_attention_lstm)")

@@ -165,6 +165,7 @@ class VideoReader:
             self._tb = float(self._stream.time_base)
             self._start_pts = self._stream.start_time or 0
             self._timestamps: np.ndarray | None = None
+            self._keyframes: np.ndarray | None = None
             self._gop_guess = 0.0  # longest keyframe spacing seen, seconds
             self._dts_times = self._container.format.name == "avi"
             rate = self._stream.average_rate or self._stream.guessed_rate
@@ -222,22 +223,38 @@ class VideoReader:
         if self._timestamps is None:
             import av
 
-            pts = []
+            pts, keys = [], []
             try:
                 self._container.seek(self._start_pts, stream=self._stream, backward=True, any_frame=False)
                 for packet in self._container.demux(self._stream):
                     if packet.pts is not None and packet.size > 0:
                         pts.append(packet.pts)
+                        if packet.is_keyframe:
+                            keys.append(packet.pts)
             except av.FFmpegError:
                 pass  # a truncated file: keep the packets read so far
             if not pts:
                 # Some containers (raw streams) have no packet pts: fall back to decoding.
-                pts = [round(t / self._tb) + self._start_pts for _, t in self._decode_from(self._start_pts)]
+                for f, t in self._decode_from(self._start_pts):
+                    pts.append(round(t / self._tb) + self._start_pts)
+                    if f.key_frame:
+                        keys.append(pts[-1])
             if not pts:
                 raise VideoDecodeError(self.path, "no frame has a timestamp; cannot address frames")
             ts = (np.array(sorted(set(pts)), dtype=np.float64) - self._start_pts) * self._tb
+            self._keyframes = (np.array(sorted(set(keys or pts[:1])), dtype=np.float64) - self._start_pts) * self._tb
             self._timestamps = ts
         return self._timestamps
+
+    def keyframe_times(self) -> np.ndarray:
+        """Presentation times (seconds from the stream start) of the keyframes, sorted; read
+        with :meth:`frame_timestamps` (demuxing, no decoding) and cached.
+
+        Raises:
+            VideoDecodeError: the stream has no timestamped packets.
+        """
+        self.frame_timestamps()
+        return self._keyframes
 
     # ------------------------------------------------------------------ decoding
     def _decode_from(self, pts: int) -> Iterator[tuple[object, float]]:
@@ -286,13 +303,22 @@ class VideoReader:
             t = torch.rot90(t, k, dims=(1, 2))
         return t.contiguous()
 
-    def iter_frames_at(self, times: Sequence[float]) -> Iterator[tuple[int, torch.Tensor, float]]:
+    def iter_frames_at(self, times: Sequence[float], *, seek: str = "exact",
+                       tolerance: float | None = None) -> Iterator[tuple[int, torch.Tensor, float]]:
         """Decode the frames shown at ``times`` (seconds), in increasing time order.
 
         Yields ``(i, frame, pts)`` where ``i`` indexes ``times``, ``frame`` is uint8
         ``(3, H, W)`` RGB and ``pts`` the frame's presentation time in seconds. A time before
         the first frame gives the first frame; after the last, the last frame. Repeated
-        times yield the same frame again. Memory stays bounded by one decoded frame.
+        times yield the same frame again. Memory stays bounded by one decoded frame. Only
+        the frames taken are converted to RGB (and scaled, in swscale).
+
+        ``seek="keyframe"`` is approximate and much faster on long videos: a wanted time whose
+        nearest keyframe lies within ``tolerance`` seconds (``None``: any distance) gets that
+        keyframe, decoded alone with the decoder skipping every non-key frame
+        (``skip_frame=NONKEY``); the other times are decoded exactly. The yielded ``pts`` is
+        the frame actually taken, so the approximation is visible. In this mode the
+        keyframe-served times come first (in time order), then the exact ones.
 
         The decoder seeks when the next keyframe (predicted from the keyframe spacing seen so
         far) lies at or before the wanted time, or, before any spacing is known, when the
@@ -302,6 +328,13 @@ class VideoReader:
         Raises:
             VideoDecodeError: the stream fails to decode.
         """
+        if seek not in ("exact", "keyframe"):
+            raise ValueError(f"seek={seek!r}: expected 'exact' or 'keyframe'")
+        if tolerance is not None and not tolerance >= 0:
+            raise ValueError(f"tolerance={tolerance!r}: expected seconds >= 0 or None")
+        if seek == "keyframe":
+            yield from self._iter_keyframes(times, tolerance)
+            return
         if self.backend == "torchcodec":
             yield from self._iter_torchcodec(times)
             return
@@ -349,6 +382,41 @@ class VideoReader:
             if cached is None or cached[0] is not frame[0]:
                 cached = (frame[0], self._to_tensor(frame[0]))
             yield int(i), cached[1], frame[1]
+
+    def _iter_keyframes(self, times: Sequence[float], tolerance: float | None):
+        """``seek="keyframe"`` of :meth:`iter_frames_at`."""
+        keys = self.keyframe_times()
+        t = np.asarray(times, dtype=np.float64)
+        j = np.clip(np.searchsorted(keys, t), 1, max(len(keys) - 1, 1))
+        lo = keys[np.maximum(j - 1, 0)]
+        hi = keys[np.minimum(j, len(keys) - 1)]
+        nearest = np.where(np.abs(t - lo) <= np.abs(hi - t), j - 1, j).clip(0, len(keys) - 1)
+        near = np.ones(len(t), bool) if tolerance is None else np.abs(keys[nearest] - t) <= tolerance + _EPS
+        cc = self._stream.codec_context
+        old = cc.skip_frame
+        cc.skip_frame = "NONKEY"
+        try:
+            gen, pos, cur = None, -1, None  # decoder, index of the last keyframe pulled, (frame, time, tensor)
+            for i in np.argsort(np.where(near, keys[nearest], np.inf), kind="stable")[: int(near.sum())]:
+                k = int(nearest[i])
+                if cur is None or abs(cur[1] - keys[k]) > _EPS:
+                    if gen is None or not pos < k <= pos + 2:  # far ahead or behind: seek to it
+                        gen = self._decode_from(self._start_pts + int(round(keys[k] / self._tb)))
+                    item = None
+                    for item in gen:  # only keyframes come out of the decoder now
+                        if item[1] >= keys[k] - _EPS:
+                            break
+                    if item is None:
+                        raise VideoDecodeError(self.path, f"the keyframe at {keys[k]:.3f} s does not decode")
+                    pos = k
+                    cur = (item[0], item[1], self._to_tensor(item[0]))
+                yield int(i), cur[2], cur[1]
+        finally:
+            cc.skip_frame = old
+        rest = np.flatnonzero(~near)
+        if len(rest):
+            for i, frame, p in self.iter_frames_at(t[rest]):
+                yield int(rest[i]), frame, p
 
     def _seek(self, t: float):
         """A decoder positioned at the keyframe at or before ``t``: ``(generator, first frame)``.
@@ -398,8 +466,10 @@ class VideoReader:
                 fb = self._tc.get_frames_at(indices=[len(self._tc) - 1])
             yield int(i), fb.data[0], float(fb.pts_seconds[0]) - start
 
-    def get_frames_at(self, times: Sequence[float]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Frames shown at ``times`` (seconds from the stream start), in the order given.
+    def get_frames_at(self, times: Sequence[float], *, seek: str = "exact",
+                      tolerance: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Frames shown at ``times`` (seconds from the stream start), in the order given
+        (``seek``, ``tolerance``: see :meth:`iter_frames_at`).
 
         Returns:
             ``(frames, pts)``: uint8 ``(T, 3, H, W)`` RGB and float64 ``(T,)`` seconds.
@@ -408,7 +478,7 @@ class VideoReader:
             raise ValueError("times is empty: ask for at least one frame")
         out: list[torch.Tensor | None] = [None] * len(times)
         pts = torch.zeros(len(times), dtype=torch.float64)
-        for i, frame, p in self.iter_frames_at(times):
+        for i, frame, p in self.iter_frames_at(times, seek=seek, tolerance=tolerance):
             out[i] = frame
             pts[i] = p
         return torch.stack(out), pts  # type: ignore[arg-type]

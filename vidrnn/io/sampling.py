@@ -24,7 +24,7 @@ Videos shorter than a clip repeat their last frame (the clip keeps its length).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 
@@ -50,6 +50,11 @@ class FrameSampler:
 
     name: ClassVar[str] = ""
     needs_timestamps: ClassVar[bool] = True
+
+    @property
+    def decode_options(self) -> dict:
+        """Keyword arguments for :meth:`VideoReader.get_frames_at` (how to seek)."""
+        return {}
 
     def sample(
         self,
@@ -215,16 +220,32 @@ class FixedRateSampler(FrameSampler):
             and the central window at test. ``None``: every sampled frame.
         num_frames: if set, every clip has exactly this many frames (a short video repeats its
             last frame), so clips batch together. Implies ``max_frames = num_frames``.
+        seek: ``"exact"`` (the frame shown at each time) or ``"keyframe"``: approximate, for
+            long videos -- each time takes the nearest keyframe when it lies within
+            ``seek_tolerance`` seconds (``None``: always), decoded without the frames between
+            keyframes (>= 10x faster than a full decode on long-GOP video); the decoded
+            frames' real times are returned (:meth:`VideoReader.iter_frames_at`).
+        seek_tolerance: seconds, for ``seek: keyframe``.
     """
 
     fps: float = 1.0
     max_frames: int | None = None
     num_frames: int | None = None
+    seek: Literal["exact", "keyframe"] = "exact"
+    seek_tolerance: float | None = None
     name: ClassVar[str] = "fps"
     needs_timestamps: ClassVar[bool] = False
 
     def __post_init__(self):
         _check_positive(fps=self.fps, max_frames=self.max_frames, num_frames=self.num_frames)
+        if self.seek not in ("exact", "keyframe"):
+            raise ValueError(f"seek={self.seek!r}: expected 'exact' or 'keyframe'")
+        if self.seek_tolerance is not None and not self.seek_tolerance >= 0:
+            raise ValueError(f"seek_tolerance={self.seek_tolerance!r}: expected seconds >= 0 or null")
+
+    @property
+    def decode_options(self) -> dict:
+        return {"seek": self.seek, "tolerance": self.seek_tolerance}
 
     def sample(self, timestamps, duration, *, training=False, rng=None, start=0.0, end=None):
         end = duration if end is None else min(end, duration) if duration > 0 else end

@@ -67,11 +67,11 @@ class _ConvRecurrentCell(nn.Module):
             return None
         if x.shape[-3] != self.in_channels:
             raise ValueError(f"expected {self.in_channels} input channels, got x of shape {tuple(x.shape)}")
-        lead = x.shape[:-3]
-        xw = self.conv_x(x.reshape(-1, *x.shape[-3:]))  # (N, G*F, H, W)
+        frames = x.dim() == 4  # one frame per sequence: no reshapes (they would fix the batch in an ONNX trace)
+        xw = self.conv_x(x if frames else x.flatten(0, -4))  # (N, G*F, H, W)
         if self.bias is not None:
             xw = xw + self.bias[:, None, None]
-        return xw.reshape(*lead, *xw.shape[-3:])
+        return xw if frames else xw.unflatten(0, x.shape[:-3])
 
     def _state_bias(self, xw: torch.Tensor | None, hw: torch.Tensor) -> torch.Tensor:
         if xw is not None:
@@ -267,9 +267,9 @@ class TrajGRUCell(_ConvRecurrentCell):
         xw = super().input_projection(x)
         if xw is None:
             return None, None
-        lead = x.shape[:-3]
-        fx = self.flow_x(x.reshape(-1, *x.shape[-3:]))
-        return xw, fx.reshape(*lead, *fx.shape[-3:])
+        if x.dim() == 4:
+            return xw, self.flow_x(x)
+        return xw, self.flow_x(x.flatten(0, -4)).unflatten(0, x.shape[:-3])
 
     def flows(self, fx: torch.Tensor | None, h: torch.Tensor) -> torch.Tensor:
         """The L flow fields ``(B, L, 2, H, W)`` in pixels (x then y displacement)."""
@@ -290,10 +290,10 @@ class TrajGRUCell(_ConvRecurrentCell):
         px = gx + flow[:, :, 0]  # (B, L, H, W) sampling positions in pixels
         py = gy + flow[:, :, 1]
         grid = torch.stack((2 * px / max(W - 1, 1) - 1, 2 * py / max(H - 1, 1) - 1), dim=-1)  # (B, L, H, W, 2)
-        hs = h.unsqueeze(1).expand(B, L, *h.shape[1:]).reshape(B * L, *h.shape[1:])  # (B*L, F, H, W)
-        out = nn.functional.grid_sample(hs, grid.reshape(B * L, H, W, 2).to(h.dtype), mode="bilinear",
+        hs = h.unsqueeze(1).expand(-1, L, -1, -1, -1).flatten(0, 1)  # (B*L, F, H, W)
+        out = nn.functional.grid_sample(hs, grid.flatten(0, 1).to(h.dtype), mode="bilinear",
                                         padding_mode="zeros", align_corners=True)
-        return out.reshape(B, L * h.shape[1], H, W)  # (B, L*F, H, W)
+        return out.unflatten(0, (-1, L)).flatten(1, 2)  # (B, L*F, H, W)
 
     def step(self, xw, h: torch.Tensor) -> torch.Tensor:
         """One step from ``input_projection``'s pair (or ``(None, None)`` without input)."""

@@ -37,7 +37,15 @@ Backbones (``create_frame_encoder(name)``):
 
 Fine-tuning (``trainable``): ``"all"``; ``"none"`` (frozen, BatchNorm statistics frozen too);
 or an int N: only the last N blocks train (blocks are the backbone's stages, e.g. the seven
-EfficientNet stages plus its head convolution).
+EfficientNet stages plus its head convolution). A frozen encoder runs under ``torch.no_grad``
+(no autograd graph is recorded for it, even while the model around it trains), unless its
+input needs a gradient (e.g. a saliency map).
+
+Memory layout (``channels_last``): the trunk's weights and every frame batch in
+``torch.channels_last`` (NHWC), where oneDNN's convolutions are fastest on the CPU (measured:
+EfficientNet-Lite0 at 160 px trains 1.8-2.2x faster, its inference ~3x). On by default for
+every backbone except ``"tiny"`` (whose small maps run faster contiguous); the outputs are the
+same either way.
 """
 
 from __future__ import annotations
@@ -122,6 +130,7 @@ class FrameEncoder(nn.Module):
         blocks: the trunk's blocks in order (for ``trainable=N``); default: its children.
         trainable: ``"all"``, ``"none"`` or the number of last blocks to train.
         config: the settings that rebuild this encoder (saved in checkpoints).
+        channels_last: run the trunk in ``torch.channels_last`` (see the module docstring).
 
     Shape:
         video ``(B, T, 3, H, W)`` float in [0, 1] (a single frame batch ``(N, 3, H, W)`` is
@@ -131,7 +140,7 @@ class FrameEncoder(nn.Module):
     def __init__(self, trunk: nn.Module, map_channels: int, *, pool: nn.Module | None = None,
                  feature_dim: int | None = None, mean=IMAGENET_MEAN, std=IMAGENET_STD,
                  blocks: Sequence[nn.Module] | None = None, trainable: str | int = "all",
-                 config: dict | None = None):
+                 config: dict | None = None, channels_last: bool = False):
         super().__init__()
         self.trunk = trunk
         self.pool = pool if pool is not None else _GlobalAvg()
@@ -144,6 +153,14 @@ class FrameEncoder(nn.Module):
         self._frozen: list[nn.Module] = []
         self.reads_cache = False  #: identity on precomputed features (see :meth:`read_cache`)
         self.set_trainable(trainable)
+        self.set_channels_last(channels_last)
+
+    def set_channels_last(self, on: bool = True) -> "FrameEncoder":
+        """Keep the trunk's weights, and feed it frames, in ``torch.channels_last`` (``on``) or
+        contiguous NCHW. Returns the encoder."""
+        self.channels_last = bool(on)
+        self.trunk.to(memory_format=torch.channels_last if on else torch.contiguous_format)
+        return self
 
     def read_cache(self, on: bool = True) -> "FrameEncoder":
         """Make :meth:`forward`/:meth:`forward_maps` the identity on cached features (``on``),
@@ -199,7 +216,11 @@ class FrameEncoder(nn.Module):
         if frames.dim() != 4 or frames.shape[1] != 3:
             raise ValueError(f"frames must be (N, 3, H, W) RGB, got shape {tuple(frames.shape)}")
         x = (frames - self.mean.to(frames.dtype)) / self.std.to(frames.dtype)
-        return self.trunk(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        frozen = self.trainable == "none" and not frames.requires_grad
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not frozen):
+            return self.trunk(x)
 
     def _check(self, video: torch.Tensor) -> None:
         if video.dim() != 5 or video.shape[2] != 3:
@@ -333,7 +354,8 @@ def create_frame_encoder(name: str = "tiny", *, pretrained: bool = False,
                          channels: Sequence[int] = (16, 32, 64), map_size: int = 4,
                          pool: Literal["flatten", "avg"] = "flatten",
                          norm: Literal["batch", "group"] = "batch",
-                         strides: Sequence[int] | None = None) -> FrameEncoder:
+                         strides: Sequence[int] | None = None,
+                         channels_last: bool | None = None) -> FrameEncoder:
     """Build a :class:`FrameEncoder` by backbone name.
 
     Args:
@@ -346,11 +368,21 @@ def create_frame_encoder(name: str = "tiny", *, pretrained: bool = False,
         channels, map_size, norm, strides: ``"tiny"`` only: see :class:`TinyCNN`.
         pool: ``"tiny"`` only: ``"flatten"`` (flattened map -> linear -> ReLU, keeps where
             things are) or ``"avg"`` (global average, D = channels[-1], no parameters).
+        channels_last: trunk in ``torch.channels_last``; ``None``: on for every backbone
+            but ``"tiny"`` (see the module docstring).
 
     Raises:
         ValueError: unknown backbone name or bad ``trainable``.
     """
     config = {"name": name, "pretrained": bool(pretrained), "trainable": trainable}
+    if channels_last is not None:
+        config["channels_last"] = bool(channels_last)
+    enc = _build_frame_encoder(name, config, pretrained, trainable, feature_dim, channels, map_size, pool, norm, strides)
+    return enc.set_channels_last(name != "tiny" if channels_last is None else channels_last)
+
+
+def _build_frame_encoder(name, config, pretrained, trainable, feature_dim, channels, map_size, pool, norm,
+                         strides) -> FrameEncoder:
     if name == "tiny":
         trunk = TinyCNN(channels, map_size=map_size, norm=norm, strides=strides)
         if pool not in ("flatten", "avg"):

@@ -131,25 +131,52 @@ class EncoderForecaster(nn.Module):
 
     def from_patches(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, T, C*p*p, h, w)`` -> ``(B, T, C, h*p, w*p)``."""
-        B, T = x.shape[:2]
-        return F.pixel_shuffle(x.flatten(0, 1), self.patch_size).unflatten(0, (B, T))
+        return F.pixel_shuffle(x.flatten(0, 1), self.patch_size).unflatten(0, (-1, x.shape[1]))
 
     def _readout(self, hs: list[torch.Tensor]) -> torch.Tensor:
         """Logits from forecaster hidden states, each ``(B, T, F_l, h, w)`` -> ``(B, T, C, H, W)``."""
         feats = torch.cat(hs, dim=2) if self.output_from == "all" else hs[-1]  # (B, T, ΣF, h, w)
-        B, T = feats.shape[:2]
-        y = self.output(feats.flatten(0, 1)).unflatten(0, (B, T))  # (B, T, C*p*p, h, w)
+        T = feats.shape[1]
+        y = self.output(feats.flatten(0, 1)).unflatten(0, (-1, T))  # (B, T, C*p*p, h, w)
         return self.from_patches(y)
 
     # ------------------------------------------------------------------ forward
-    def encode(self, x: torch.Tensor) -> list:
-        """Final states of the encoder layers for input frames ``x (B, T_in, C, H, W)``."""
+    def encode(self, x: torch.Tensor, states: list | None = None) -> list:
+        """Final states of the encoder layers for input frames ``x (B, T_in, C, H, W)``, starting
+        from ``states`` (the encoder layers' states after earlier frames; None: zeros)."""
         h = self.to_patches(x)
-        states = []
-        for layer in self.encoder:
-            h, s = layer(h)
-            states.append(s)
-        return states
+        out = []
+        for i, layer in enumerate(self.encoder):
+            h, s = layer(h, None if states is None else states[i])
+            out.append(s)
+        return out
+
+    # ------------------------------------------------------------------ streaming
+    def step(self, frames: torch.Tensor, state: dict | None = None) -> dict:
+        """Streaming: observe ``frames (B, t, C, H, W)`` (any t >= 1) after ``state`` (None: the
+        start) and return the new state. The cost per frame is constant: the past is carried
+        in the encoder's states, never re-run. Steps over any split of a sequence give the
+        same state as :meth:`encode` over the whole of it.
+
+        Returns:
+            ``{"encoder": [state of each encoder layer], "last": frames[:, -1]}``.
+        """
+        if frames.dim() != 5:
+            raise ValueError(f"expected frames of shape (B, t, C, H, W), got {tuple(frames.shape)}")
+        return {"encoder": self.encode(frames, None if state is None else state["encoder"]), "last": frames[:, -1]}
+
+    def forecast(self, state: dict, num_output: int | None = None) -> torch.Tensor:
+        """Logits ``(B, T_out, C, H, W)`` of the ``num_output`` frames after those observed in
+        ``state`` (from :meth:`step`; left unchanged). ``forecast(step(x))`` equals ``forward(x)``."""
+        T_out = int(num_output or self.num_output)
+        states = list(state["encoder"])
+        if self.forecaster_input == "none":
+            hs, h = [], None
+            for i, layer in enumerate(self.forecaster):
+                h, _ = layer(h, states[i], num_steps=T_out if h is None else None)
+                hs.append(h)  # (B, T_out, F_i, h, w)
+            return self._readout(hs)
+        return self._forecast_conditional(state["last"], states, T_out, None, 0.0)
 
     def forward(self, x: torch.Tensor, num_output: int | None = None, *, targets: torch.Tensor | None = None,
                 teacher_forcing: float = 0.0) -> torch.Tensor:
@@ -169,17 +196,12 @@ class EncoderForecaster(nn.Module):
         T_out = int(num_output or self.num_output)
         if x.dim() != 5:
             raise ValueError(f"expected x of shape (B, T_in, C, H, W), got {tuple(x.shape)}")
-        states = self.encode(x)
-        if self.forecaster_input == "none":
-            hs, h = [], None
-            for i, layer in enumerate(self.forecaster):
-                h, _ = layer(h, states[i], num_steps=T_out if h is None else None)
-                hs.append(h)  # (B, T_out, F_i, h, w)
-            return self._readout(hs)
-        return self._forecast_conditional(x, states, T_out, targets, teacher_forcing)
+        if self.forecaster_input == "none" or targets is None or teacher_forcing <= 0:
+            return self.forecast(self.step(x), T_out)
+        return self._forecast_conditional(x[:, -1], self.encode(x), T_out, targets, teacher_forcing)
 
-    def _forecast_conditional(self, x, states, T_out, targets, teacher_forcing):
-        prev = x[:, -1]  # (B, C, H, W): the last seen frame
+    def _forecast_conditional(self, prev, states, T_out, targets, teacher_forcing):
+        """``prev (B, C, H, W)``: the last seen frame."""
         outs = []
         for t in range(T_out):
             inp = self.to_patches(prev[:, None])[:, 0]  # (B, C*p*p, h, w)

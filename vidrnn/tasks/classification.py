@@ -33,6 +33,7 @@ decode size) and the resolved config.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import lightning as L
 import torch
@@ -58,11 +59,18 @@ class ClassificationSettings:
         label_smoothing: cross-entropy label smoothing (0 = off).
         channels_last: keep a 3D CNN's weights and activations in ``torch.channels_last_3d``
             (N, D, H, W, C) memory order, which oneDNN (CPU) and cuDNN (tensor cores, with
-            ``trainer.precision: bf16-mixed``) convolve faster; only for clip models.
+            ``trainer.precision: bf16-mixed``) convolve faster; only for clip models (2D frame
+            encoders have their own ``channels_last``, on by default).
+        cache_encoder: ``memory`` or ``disk``: a frozen frame encoder (``trainable: none``) runs
+            once per clip before training, and every epoch trains from its outputs, kept in
+            memory or as ``.npy`` files in the run directory (``encoder_cache/``). Training clips
+            are then fixed: each is sampled and cropped as at validation (segment centres,
+            centre crop, no augmentation), as with a feature cache. ``false``: off.
     """
 
     label_smoothing: float = 0.0
     channels_last: bool = False
+    cache_encoder: Literal[False, "memory", "disk"] = False
 
 
 def _metrics(num_classes: int, prefix: str, multilabel: bool = False) -> MetricCollection:
