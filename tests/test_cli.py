@@ -244,3 +244,22 @@ def test_cache_encoder_refuses_an_encoder_that_trains(tmp_path, capsys):
     assert main(["fit", "--run-dir", str(run), *DIGITS, "classification.cache_encoder=memory"]) == 2
     assert "classification.cache_encoder: the frame encoder of lrcn_tiny trains" in capsys.readouterr().err
     assert not run.exists()
+
+
+def test_ddp_ranks_see_disjoint_parts_of_the_data(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "seen.json"
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "LOCAL_RANK", "NODE_RANK", "WORLD_SIZE")}
+    done = subprocess.run([sys.executable, str(Path(__file__).parent / "helpers" / "ddp_shards.py"), str(out)],
+                          env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ranks = json.loads(out.read_text())
+    assert len(ranks) == 2
+    for split, n in (("train", 48), ("test", 30)):
+        a, b = (set(r[split]) for r in ranks)
+        assert len(ranks[0][split]) == len(ranks[1][split]) == n // 2
+        assert not a & b and a | b == set(range(n)), split  # each clip in exactly one process

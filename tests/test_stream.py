@@ -9,11 +9,12 @@ from vidrnn import create_model
 from vidrnn.cli import main
 
 
-@pytest.mark.parametrize("name", ["lrcn_tiny", "deep_lstm_tiny", "convgru_rcn_tiny", "stacked_convgru_rcn_tiny",
-                                  "convlstm_rcn_tiny"])
-def test_step_by_chunks_equals_the_offline_forward(name):
+@pytest.mark.parametrize("name,kw", [("lrcn_tiny", {}), ("deep_lstm_tiny", {}), ("convgru_rcn_tiny", {}),
+                                     ("stacked_convgru_rcn_tiny", {}), ("convlstm_rcn_tiny", {}),
+                                     ("temporal_attention_lstm_tiny", {"window": 4})])
+def test_step_by_chunks_equals_the_offline_forward(name, kw):
     torch.manual_seed(0)
-    model = create_model(name, num_classes=5).eval()
+    model = create_model(name, num_classes=5, **kw).eval()
     video = torch.rand(2, 11, 3, 32, 32)
     with torch.no_grad():
         offline = model(video).frame_logits
@@ -31,8 +32,10 @@ def test_models_without_a_step_are_refused_clearly():
 
     model = create_model("r2plus1d_18_tiny", num_classes=3)
     assert not getattr(model, "streaming", False)
-    with pytest.raises(NotImplementedError, match="no streaming step"):
-        create_model("soft_attention_lstm_tiny", num_classes=3).step(torch.rand(1, 2, 3, 32, 32))
+    multi = create_model("temporal_attention_lstm_tiny", num_classes=3, output_window=2)
+    assert not multi.streaming  # each frame's label uses later frames
+    with pytest.raises(NotImplementedError, match="output_window=2 has no streaming step"):
+        multi.step(torch.rand(1, 2, 3, 32, 32))
 
     class Info:
         task, name, data, class_names, multilabel = "classification", "r2plus1d_18_tiny", {}, ["a", "b", "c"], False
@@ -87,3 +90,50 @@ def test_stream_command_labels_a_real_video_window_by_window(tmp_path, shared_da
     assert "missing.mp4" in capsys.readouterr().err and not (tmp_path / "m.jsonl").exists()
     assert main(["stream", str(ckpt), str(video), "--every", "soon"]) == 2
     assert "--every 'soon'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kw", [{}, {"score": "content", "motion_keys": True}, {"attention": "hard"}])
+def test_spatial_attention_streams_from_the_state_its_first_chunk_initialised(kw):
+    torch.manual_seed(0)
+    model = create_model("soft_attention_lstm_tiny" if "attention" not in kw else "hard_attention_lstm_tiny",
+                         num_classes=5, **{k: v for k, v in kw.items() if k != "attention"}).eval()
+    video = torch.rand(2, 10, 3, 32, 32)
+    with torch.no_grad():
+        maps = model.encode(video)
+        # offline, but with the LSTM initialised from the first 3 frames (a stream cannot see the rest)
+        want = model.forward_head(model._attend(maps, init_frames=3).hidden)
+        state, outs, t = None, [], 0
+        for n in (3, 1, 4, 2):
+            logits, state = model.step(video[:, t:t + n], state)
+            assert model.last_attention.shape == (2, n, model.map_size ** 2)
+            outs.append(logits)
+            t += n
+        torch.testing.assert_close(torch.cat(outs, 1), want, atol=1e-5, rtol=1e-5)
+        whole, _ = model.step(video)  # one chunk: exactly the offline forward (Sharma et al.'s initialisation)
+        torch.testing.assert_close(whole, model(video).frame_logits, atol=1e-5, rtol=1e-5)
+
+
+def _numel(state) -> int:
+    if isinstance(state, torch.Tensor):
+        return state.numel()
+    if isinstance(state, (list, tuple)):
+        return sum(_numel(s) for s in state)
+    return 0
+
+
+@pytest.mark.parametrize("name", ["lrcn_tiny", "convlstm_rcn_tiny", "temporal_attention_lstm_tiny",
+                                  "soft_attention_lstm_tiny", "convlstm_tiny"])
+def test_the_carried_state_does_not_grow_with_the_length(name):
+    """Constant memory: whatever has been seen, the state a stream carries has the same size."""
+    model = create_model(name, **({} if name == "convlstm_tiny" else {"num_classes": 3})).eval()
+    sizes = []
+    with torch.no_grad():
+        state = None
+        for _ in range(30):
+            if name == "convlstm_tiny":  # a forecaster observes radar/video frames
+                state = model.step(torch.rand(1, 2, 1, 16, 16), state)
+                sizes.append(_numel(state["encoder"]) + state["last"].numel())
+            else:
+                _, state = model.step(torch.rand(1, 2, 3, 32, 32), state)
+                sizes.append(_numel(state))
+    assert len(set(sizes)) == 1 and sizes[0] > 0

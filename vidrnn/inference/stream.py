@@ -36,7 +36,8 @@ class StreamRunner:
 
     Args:
         model: from :func:`vidrnn.inference.checkpoint.load_model`; its ``streaming`` flag must
-            be set (LRCN, the deep LSTM, the conv-recurrent GRU-RCN/ConvLSTM classifiers).
+            be set (LRCN, the deep LSTM, the conv-recurrent GRU-RCN/ConvLSTM classifiers, the
+            temporal and spatial attention LSTMs).
         fps: frames per second fed to the model; default: the checkpoint's sampling rate when it
             is a fixed-rate sampler, else :data:`DEFAULT_STREAM_FPS`.
         every: seconds of video per output window.
@@ -55,8 +56,8 @@ class StreamRunner:
             raise ValueError(f"model {self.info.name!r} is a {self.info.task} model, not a video classifier")
         if not getattr(model, "streaming", False):
             raise ValueError(f"model {self.info.name!r} has no streaming step; streaming runs the recurrent "
-                             "classifiers with per-frame outputs (lrcn, deep_lstm, convgru_rcn, convlstm_rcn and "
-                             "their variants)")
+                             "classifiers with per-frame outputs (lrcn, deep_lstm, convgru_rcn, convlstm_rcn, the "
+                             "attention LSTMs and their variants)")
         data = self.info.data
         sampler = build_sampler(data.get("test_sampler") or data.get("sampler") or DEFAULT_SAMPLER)
         if fps is None:

@@ -171,6 +171,8 @@ class VideoReader:
             rate = self._stream.average_rate or self._stream.guessed_rate
             self._fps = float(rate) if rate else 0.0
             self._tc = None
+            self._reformatter = None
+            self._first_pts = None
             self.info = self._probe()
         except BaseException:
             self._container.close()
@@ -190,6 +192,7 @@ class VideoReader:
         num_frames = int(s.frames) if s.frames else int(round(duration * fps))
         # The first frame tells the rotation and proves the stream decodes at all.
         first = self._first_frame()
+        self._first_pts = first.pts
         rotation = _rotation_of(first)
         w, h = first.width, first.height
         if rotation in (90, 270):
@@ -296,7 +299,11 @@ class VideoReader:
                 th, tw = self.size
                 kw["height"], kw["width"] = (tw, th) if _rotation_of(frame) in (90, 270) else (th, tw)
             kw["interpolation"] = "BILINEAR"
-        arr = frame.to_ndarray(**kw)  # (H, W, 3) uint8
+        if self._reformatter is None:  # one for the reader: swscale's context is built once, not per frame
+            from av.video.reformatter import VideoReformatter
+
+            self._reformatter = VideoReformatter()
+        arr = self._reformatter.reformat(frame, **kw).to_ndarray()  # (H, W, 3) uint8
         t = torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)  # (3, H, W)
         k = _rotation_of(frame) // 90
         if k:
@@ -320,10 +327,13 @@ class VideoReader:
         the frame actually taken, so the approximation is visible. In this mode the
         keyframe-served times come first (in time order), then the exact ones.
 
-        The decoder seeks when the next keyframe (predicted from the keyframe spacing seen so
-        far) lies at or before the wanted time, or, before any spacing is known, when the
-        wanted time is more than ``seek_threshold`` seconds ahead; otherwise it decodes
-        forward. A seek that lands behind the decoder's position makes it seek less eagerly.
+        The decoder seeks when the next keyframe after its position lies at or before the
+        wanted time (decoding from there costs less than decoding forward), else it decodes
+        forward. For more than two times the keyframes are looked up first (the container's
+        index, or a demux without decoding: a few percent of a full decode);
+        for one or two, their positions are predicted from the spacing seen so far (before
+        any is known: seek when the wanted time is more than ``seek_threshold`` seconds ahead,
+        and seek less eagerly after a seek that landed behind the decoder's position).
 
         Raises:
             VideoDecodeError: the stream fails to decode.
@@ -339,6 +349,12 @@ class VideoReader:
             yield from self._iter_torchcodec(times)
             return
         order = np.argsort(np.asarray(times, dtype=np.float64), kind="stable")
+        keys = self._keyframes
+        if keys is None and len(times) > 2:
+            try:
+                keys = self._keyframe_plan()[0]
+            except VideoDecodeError:
+                keys = None
         gen = None
         position = -math.inf  # time of the newest frame pulled from the decoder
         last_key = None  # time of the newest keyframe pulled
@@ -357,7 +373,7 @@ class VideoReader:
 
         for i in order:
             t = float(times[i])
-            if gen is None or (pending is None and self._should_seek(t, position, last_key)):
+            if gen is None or (pending is None and self._should_seek(t, position, last_key, keys)):
                 before = position
                 gen, pending = self._seek(t)
                 last = None
@@ -383,15 +399,39 @@ class VideoReader:
                 cached = (frame[0], self._to_tensor(frame[0]))
             yield int(i), cached[1], frame[1]
 
+    def _keyframe_plan(self) -> tuple[np.ndarray, np.ndarray]:
+        """Keyframe times (seconds) and their packet ordinals in the stream.
+
+        From the container's own index when it lists every packet (MP4/MOV: read at open, no
+        demuxing; its decode times are shifted to presentation times by the first keyframe's
+        offset), else from :meth:`keyframe_times` (a demux of the whole stream)."""
+        try:
+            entries = self._stream.index_entries
+        except AttributeError:  # PyAV < 14
+            entries = []
+        n = int(self._stream.frames or 0)
+        if n > 0 and len(entries) == n and self._first_pts is not None:
+            key = [(i, e.timestamp) for i, e in enumerate(entries) if e.is_keyframe]
+            if key:
+                pos = np.array([i for i, _ in key], dtype=np.int64)
+                dts = np.array([d for _, d in key], dtype=np.float64)
+                shift = self._first_pts - dts[0]  # the first keyframe's presentation delay
+                return (dts + shift - self._start_pts) * self._tb, pos
+        keys, ts = self.keyframe_times(), self.frame_timestamps()
+        return keys, np.searchsorted(ts, keys - _EPS)
+
     def _iter_keyframes(self, times: Sequence[float], tolerance: float | None):
         """``seek="keyframe"`` of :meth:`iter_frames_at`."""
-        keys = self.keyframe_times()
+        keys, ordinal = self._keyframe_plan()
         t = np.asarray(times, dtype=np.float64)
         j = np.clip(np.searchsorted(keys, t), 1, max(len(keys) - 1, 1))
         lo = keys[np.maximum(j - 1, 0)]
         hi = keys[np.minimum(j, len(keys) - 1)]
         nearest = np.where(np.abs(t - lo) <= np.abs(hi - t), j - 1, j).clip(0, len(keys) - 1)
         near = np.ones(len(t), bool) if tolerance is None else np.abs(keys[nearest] - t) <= tolerance + _EPS
+        def between(a: int, b: int) -> int:  # packets the demuxer would read going from keyframe a to b
+            return int(ordinal[b] - ordinal[a])
+
         cc = self._stream.codec_context
         old = cc.skip_frame
         cc.skip_frame = "NONKEY"
@@ -400,7 +440,7 @@ class VideoReader:
             for i in np.argsort(np.where(near, keys[nearest], np.inf), kind="stable")[: int(near.sum())]:
                 k = int(nearest[i])
                 if cur is None or abs(cur[1] - keys[k]) > _EPS:
-                    if gen is None or not pos < k <= pos + 2:  # far ahead or behind: seek to it
+                    if gen is None or not pos < k or between(pos, k) > 48:  # far ahead or behind: seek to it
                         gen = self._decode_from(self._start_pts + int(round(keys[k] / self._tb)))
                     item = None
                     for item in gen:  # only keyframes come out of the decoder now
@@ -439,11 +479,15 @@ class VideoReader:
         f, ft = last
         return bool(f.duration) and t + _EPS < ft + 0.5 * f.duration * self._tb
 
-    def _should_seek(self, t: float, position: float, last_key: float | None) -> bool:
-        """Seek to reach ``t`` if the next keyframe is predicted at or before it (or, with the
-        keyframe spacing still unknown, if ``t`` is ``seek_threshold`` seconds ahead)."""
+    def _should_seek(self, t: float, position: float, last_key: float | None, keys: np.ndarray | None = None) -> bool:
+        """Seek to reach ``t`` if the next keyframe after ``position`` lies at or before it: known
+        from ``keys`` (the keyframe times), else predicted from the spacing seen so far (or,
+        with that still unknown, if ``t`` is ``seek_threshold`` seconds ahead)."""
         if t <= position + _EPS:
             return False
+        if keys is not None:
+            j = int(np.searchsorted(keys, position + _EPS, side="right"))
+            return j < len(keys) and keys[j] <= t + _EPS
         if self._gop_guess > 0 and last_key is not None:
             return last_key + self._gop_guess <= t + _EPS
         return t - position > self.seek_threshold

@@ -66,6 +66,7 @@ class _AttentionPass:
     weights: torch.Tensor  # (B, T, N)
     log_prob: torch.Tensor | None  # (B,) hard attention in training, else None
     entropy: torch.Tensor | None  # (B,)
+    state: tuple | None = None  # ((h, c), the last frame's regions (B, 1, N, D)): where a stream continues
 
 
 class SpatialAttentionLSTM(FrameOutputClassifier):
@@ -142,19 +143,27 @@ class SpatialAttentionLSTM(FrameOutputClassifier):
         """Conv maps ``(B, T, D, h, w)`` -> LSTM outputs ``(B, T, H)``."""
         return self._attend(maps).hidden
 
-    def _attend(self, maps: torch.Tensor) -> _AttentionPass:
+    def _attend(self, maps: torch.Tensor, carried: tuple | None = None, *, init_frames: int | None = None
+                ) -> _AttentionPass:
+        """One pass over ``maps (B, T, D, h, w)``. The LSTM starts from ``carried`` = ``((h, c),
+        the previous frame's regions)`` (streaming), else from Sharma et al.'s initialisation
+        by the mean region feature of the first ``init_frames`` frames (None: all of them)."""
         B, T, D, h, w = maps.shape
         if (h, w) != (self.map_size, self.map_size):
             raise ValueError(f"{type(self).__name__} was built for {self.map_size}x{self.map_size} feature maps, got "
                              f"{h}x{w}: set map_size={h} or change the input size")
         X = maps.flatten(3).transpose(2, 3)  # (B, T, N, D) region features
-        mean = X.mean(dim=(1, 2))  # (B, D)
-        state = (torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean)))
+        if carried is None:
+            mean = X[:, :init_frames].mean(dim=(1, 2))  # (B, D)
+            state = (torch.tanh(self.init_h(mean)), torch.tanh(self.init_c(mean)))
+            before = X[:, :1]  # motion keys: zero change at the first frame
+        else:
+            state, before = carried
         hard = self.attention == "hard" and self.training
         if self.score == "content":
             keys = X
             if self.motion_keys:  # what changed since the previous frame (zero at t = 0)
-                keys = torch.cat([X, X - torch.cat([X[:, :1], X[:, :-1]], dim=1)], dim=-1)  # (B, T, N, 2D)
+                keys = torch.cat([X, X - torch.cat([before.to(X.dtype), X[:, :-1]], dim=1)], dim=-1)  # (B, T, N, 2D)
             uk = self.att.project_keys(keys)  # (B, T, N, A): all steps at once
             if hard and self.reinforce_scope == "attention":  # the policy's own keys, cut from the encoder
                 uk_policy = self.att.project_keys(keys.detach())
@@ -181,7 +190,25 @@ class SpatialAttentionLSTM(FrameOutputClassifier):
         return _AttentionPass(hidden=torch.stack(outs, dim=1),  # (B, T, H)
                               weights=torch.stack(weights, dim=1),  # (B, T, N)
                               log_prob=torch.stack(log_probs, 1).sum(1) if hard else None,  # (B,)
-                              entropy=torch.stack(entropies, 1).sum(1) if hard else None)
+                              entropy=torch.stack(entropies, 1).sum(1) if hard else None,
+                              state=(state, X[:, -1:]))
+
+    streaming = True
+
+    def step(self, video: torch.Tensor, state=None):
+        """The next frames ``(B, t, 3, H, W)`` (or maps ``(B, t, D, h, w)``) from ``state`` (None at
+        the start) -> ``(frame_logits (B, t, K), state)``; attention weights of the last call are
+        kept in ``last_attention`` ``(B, t, N)``.
+
+        Deviation, stated: Sharma et al. initialise the LSTM from the mean feature of the whole
+        video, which a stream does not know yet; the first call initialises it from its own
+        frames (give a first chunk of a few seconds). Later chunks continue from the carried
+        state, so the outputs equal the offline pass initialised from that first chunk
+        (``_attend(maps, init_frames=t0)``).
+        """
+        p = self._attend(self.encode(video), state)
+        self.last_attention = p.weights
+        return self.forward_head(p.hidden), p.state
 
     def _scores(self, h: torch.Tensor, keys_t: torch.Tensor | None) -> torch.Tensor:
         """Location logits ``(B, N)`` from the query ``h (B, H)`` (and projected keys ``(B, N, A)``)."""

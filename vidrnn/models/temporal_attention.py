@@ -71,25 +71,50 @@ class TemporalAttentionLSTM(FrameOutputClassifier):
         """Frame features ``(B, T, D)`` -> LSTM outputs ``(B, T, H)``."""
         return self._attend(feats)[0]
 
-    def _attend(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """LSTM outputs ``(B, T, H)`` and attention weights ``(B, T, N)``."""
+    def _attend(self, feats: torch.Tensor, state=None) -> tuple[torch.Tensor, torch.Tensor, tuple]:
+        """LSTM outputs ``(B, T, H)``, attention weights ``(B, T, N)`` and the state after the
+        last frame, starting from ``state`` (None: the video's start; else what this returned
+        for the frames before: ``((h, c), the last N-1 features, frames seen)``)."""
         B, T, D = feats.shape
         N = self.window
-        padded = F.pad(feats, (0, 0, N - 1, 0))  # (B, N-1+T, D)
+        if state is None:
+            h = feats.new_zeros(B, self.cell.hidden_size)
+            state = ((h, h), feats.new_zeros(B, N - 1, D), 0)
+        hc, recent, seen = state
+        padded = torch.cat([recent.to(feats.dtype), feats], dim=1)  # (B, N-1+T, D)
         windows = padded.unfold(1, N, 1).transpose(2, 3)  # (B, T, N, D): frames t-N+1..t
-        pad_mask = (torch.arange(N, device=feats.device)[None, :] + torch.arange(T, device=feats.device)[:, None]
-                    < N - 1)  # (T, N) True before the video starts
+        slot = torch.arange(N, device=feats.device)[None, :] + torch.arange(T, device=feats.device)[:, None]
+        pad_mask = slot + seen < N - 1  # (T, N) True before the video starts
         keys_proj = self.attn.project_keys(windows)  # (B, T, N, A), one projection for all steps
-        h = feats.new_zeros(B, self.cell.hidden_size)
-        state = (h, h)
         outs, weights = [], []
         for t in range(T):
-            ctx, w = self.attn(state[0], windows[:, t], key_padding_mask=pad_mask[t].expand(B, N),
+            ctx, w = self.attn(hc[0], windows[:, t], key_padding_mask=pad_mask[t].expand(B, N),
                                projected_keys=keys_proj[:, t])
-            state = self.cell(torch.cat([ctx, feats[:, t]], dim=-1), state)
-            outs.append(state[0])
+            hc = self.cell(torch.cat([ctx, feats[:, t]], dim=-1), hc)
+            outs.append(hc[0])
             weights.append(w)
-        return torch.stack(outs, dim=1), torch.stack(weights, dim=1)  # (B, T, H), (B, T, N)
+        state = (hc, padded[:, padded.shape[1] - (N - 1):], seen + T)
+        return torch.stack(outs, dim=1), torch.stack(weights, dim=1), state  # (B, T, H), (B, T, N)
+
+    @property
+    def streaming(self) -> bool:
+        """A streaming step exists unless ``output_window > 1`` (which labels a frame with later
+        frames: offline only)."""
+        return self.output_window == 1
+
+    def step(self, video: torch.Tensor, state=None):
+        """The next frames ``(B, t, 3, H, W)`` (or features ``(B, t, D)``) from ``state`` (None at
+        the start) -> ``(frame_logits (B, t, K), state)``; the state carries the LSTM's ``(h, c)``
+        and the last N-1 frames' features, so the attention window reaches back across chunks.
+
+        Raises:
+            NotImplementedError: ``output_window > 1``.
+        """
+        if not self.streaming:
+            raise NotImplementedError(f"{type(self).__name__} with output_window={self.output_window} has no streaming "
+                                      "step: each frame's label uses later frames (offline labelling)")
+        hidden, _, state = self._attend(self.encode(video), state)
+        return self.forward_head(hidden), state
 
     def forward_head(self, x: torch.Tensor) -> torch.Tensor:
         """LSTM outputs ``(B, T, H)`` -> per-frame logits ``(B, T, K)``."""
@@ -109,7 +134,7 @@ class TemporalAttentionLSTM(FrameOutputClassifier):
 
     def forward(self, video: torch.Tensor) -> ClassifierOutput:
         """Logits, per-frame logits and temporal attention weights (see the class docstring)."""
-        hidden, weights = self._attend(self.encode(video))
+        hidden, weights, _ = self._attend(self.encode(video))
         return self.output(self.forward_head(hidden), attention=weights)
 
 
