@@ -94,3 +94,21 @@ def test_forecaster_step_and_forecast_in_onnx_runtime_match_pytorch(tmp_path, sh
             feeds = dict(zip(names, step.run(None, {"frame": x[:, t].numpy(), **feeds})))
         got = forecast.run(None, feeds)[0]
         torch.testing.assert_close(torch.from_numpy(got), want, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("name", ["soft_attention_lstm_tiny", "c3d_tiny"])
+def test_torchscript_export_of_models_onnx_does_not_cover(tmp_path, name):
+    run = tmp_path / "run"
+    assert main(["fit", "--run-dir", str(run), f"model.name={name}", "trainer.max_epochs=1", "data.num_workers=0",
+                 "data.digits.num_train=16", "data.digits.num_val=8", "data.digits.num_test=8"]) == 0
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert main(["export", str(ckpt), "--format", "onnx", "--out", str(tmp_path / "onnx")]) == 2  # not covered
+    assert main(["export", str(ckpt), "--format", "torchscript", "--out", str(tmp_path / "ts")]) == 0
+    meta = json.loads((tmp_path / "ts" / "export.json").read_text())
+    graph = torch.jit.load(str(tmp_path / "ts" / "model.pt"))  # no vidrnn code needed to run it
+    model = load_model(ckpt)
+    for batch in (1, 3):
+        video = torch.rand(batch, meta["frames"], 3, meta["input_size"], meta["input_size"])
+        with torch.no_grad():
+            logits, _ = graph(video)
+            torch.testing.assert_close(logits, model(video).logits, atol=1e-5, rtol=1e-5)

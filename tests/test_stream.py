@@ -137,3 +137,22 @@ def test_the_carried_state_does_not_grow_with_the_length(name):
                 _, state = model.step(torch.rand(1, 2, 3, 32, 32), state)
                 sizes.append(_numel(state))
     assert len(set(sizes)) == 1 and sizes[0] > 0
+
+
+def test_forecast_stream_pushes_frames_one_by_one_and_forecasts_like_predict():
+    from vidrnn.inference.stream import ForecastStream
+
+    torch.manual_seed(0)
+    model = create_model("convlstm_tiny", num_output=4).eval()
+    seq = torch.rand(6, 1, 16, 16)
+    fs = ForecastStream(model)
+    with pytest.raises(ValueError, match="push at least one frame"):
+        fs.forecast()
+    fs.push(seq[0])
+    fs.push(seq[1:4])
+    for f in seq[4:]:
+        fs.push(f)
+    assert fs.seen == 6
+    torch.testing.assert_close(fs.forecast(), model.predict(seq[None])[0], atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="not an encoder-forecaster"):
+        ForecastStream(create_model("lrcn_tiny", num_classes=2))

@@ -461,11 +461,11 @@ def cmd_stream(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from vidrnn.inference.export import export_onnx
+    from vidrnn.inference.export import export_onnx, export_torchscript
 
-    if args.format != "onnx":
-        raise ValueError(f"--format {args.format!r}: expected onnx")
-    r = export_onnx(args.checkpoint, args.out)
+    if args.format not in ("onnx", "torchscript"):
+        raise ValueError(f"--format {args.format!r}: expected onnx or torchscript")
+    r = (export_onnx if args.format == "onnx" else export_torchscript)(args.checkpoint, args.out)
     graphs = ", ".join(v for k, v in r.items() if k != "json")
     print(f"export: {args.checkpoint} -> {graphs} (inputs and outputs: {r['json']})")
     return 0
@@ -637,7 +637,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex = sub.add_parser("export", help="export a recurrent classifier to ONNX: the frame encoder and the recurrent "
                                        "step with the state as inputs/outputs")
     ex.add_argument("checkpoint")
-    ex.add_argument("--format", default="onnx", help="onnx (the only format so far)")
+    ex.add_argument("--format", default="onnx", help="onnx (recurrent classifiers: encoder + step graphs; forecasters: "
+                                                     "step + forecast) or torchscript (any classifier, one graph "
+                                                     "traced at the checkpoint's clip length)")
     ex.add_argument("--out", required=True, help="output folder (an existing export there is not overwritten)")
 
     fs = sub.add_parser("fusion-search", help="sample fusion strategies from a trained template, score them on the "

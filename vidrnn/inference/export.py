@@ -30,6 +30,10 @@ so radar or video frames stream in one at a time and a forecast can be asked for
 them. ``B``, ``H`` and ``W`` are dynamic (multiples of ``p``), except for the FC-LSTM (tied to one
 frame size) and TrajGRU, whose warping grid is traced at the export's frame size
 (``export.json``'s ``frame_size``: the model's, else 64 px); their ``B`` stays dynamic.
+
+Where ONNX export does not cover a classifier (the attention LSTMs, 3D CNNs, pooling models),
+:func:`export_torchscript` (``--format torchscript``) traces the whole model into one
+TorchScript graph at the checkpoint's clip length.
 """
 
 from __future__ import annotations
@@ -45,7 +49,7 @@ from vidrnn.errors import ConfigError
 from vidrnn.inference.checkpoint import load_model
 from vidrnn.io.files import write_json
 
-__all__ = ["export_onnx"]
+__all__ = ["export_onnx", "export_torchscript"]
 
 
 class _Encoder(nn.Module):
@@ -220,3 +224,58 @@ def _export_forecaster(model, info, checkpoint, out: Path) -> dict:
                          "outputs": {"logits": f"(B, {T_out}, {C}, H, W); sigmoid gives intensities in [0, 1]"}}}
     write_json(out / "export.json", meta)
     return {"step": str(out / "step.onnx"), "forecast": str(out / "forecast.onnx"), "json": str(out / "export.json")}
+
+
+class _Logits(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, video):
+        out = self.model(video)
+        return out.logits, (out.frame_logits if out.frame_logits is not None else out.logits[:, None])
+
+
+def export_torchscript(checkpoint: str | os.PathLike, out: str | os.PathLike) -> dict:
+    """Any video classifier as one TorchScript graph (``model.pt``, loaded with
+    ``torch.jit.load`` without vidrnn), the fallback for models the ONNX export does not cover
+    (the attention LSTMs, the 3D CNNs, the pooling models).
+
+    The graph is traced on a clip of the checkpoint's length ``T`` (its sampler's frames per
+    clip) at its input size: ``video (B, T, 3, S, S)`` float in [0, 1], resized and cropped ->
+    ``logits (B, K)`` and ``frame_logits (B, T, K)`` (models with one output per clip repeat
+    the logits). Models whose time loop is Python code (the attention LSTMs) are unrolled at
+    ``T``: other lengths need another export.
+
+    Returns:
+        ``{"model", "json"}`` paths.
+
+    Raises:
+        ConfigError: not a video classifier.
+        FileExistsError: ``out`` already holds an export (nothing is overwritten).
+    """
+    from vidrnn.io.files import atomic_write
+    from vidrnn.io.sampling import DEFAULT_SAMPLER, build_sampler
+
+    model = load_model(checkpoint).float().eval()
+    info = model.vidrnn
+    if info.task != "classification":
+        raise ConfigError(f"{checkpoint}: --format torchscript exports video classifiers; {info.name!r} is a "
+                          f"{info.task} model (use --format onnx for forecasters)")
+    out = Path(out)
+    if (out / "export.json").exists():
+        raise FileExistsError(f"{out / 'export.json'} exists; choose another --out (nothing is overwritten)")
+    out.mkdir(parents=True, exist_ok=True)
+    s = build_sampler(info.data.get("test_sampler") or info.data.get("sampler") or DEFAULT_SAMPLER)
+    T = int(getattr(s, "num_frames", None) or getattr(s, "num_segments", None) or getattr(s, "clip_len", None) or 8)
+    size = int((info.data.get("transform") or {}).get("size", 112))
+    with torch.no_grad():
+        traced = torch.jit.trace(_Logits(model), torch.rand(1, T, 3, size, size), check_trace=False)
+    with atomic_write(out / "model.pt") as tmp:
+        torch.jit.save(traced, str(tmp))
+    write_json(out / "export.json", {
+        "checkpoint": str(checkpoint), "model": info.name, "format": "torchscript", "classes": list(info.class_names),
+        "input_size": size, "frames": T,
+        "inputs": {"video": f"(B, {T}, 3, {size}, {size}) float32 in [0, 1], resized and cropped"},
+        "outputs": {"logits": f"(B, {len(info.class_names)})", "frame_logits": f"(B, {T}, {len(info.class_names)})"}})
+    return {"model": str(out / "model.pt"), "json": str(out / "export.json")}

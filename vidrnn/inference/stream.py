@@ -25,7 +25,7 @@ from vidrnn.inference.checkpoint import load_model
 from vidrnn.io.decode import VideoReader
 from vidrnn.io.sampling import DEFAULT_SAMPLER, FixedRateSampler, build_sampler
 
-__all__ = ["StreamRunner", "stream_labels", "DEFAULT_STREAM_FPS"]
+__all__ = ["StreamRunner", "ForecastStream", "stream_labels", "DEFAULT_STREAM_FPS"]
 
 #: frames per second fed to the model when the checkpoint's sampler has no fixed rate
 DEFAULT_STREAM_FPS = 4.0
@@ -117,11 +117,61 @@ class StreamRunner:
                        "video_label": self.classes[b], "video_prob": float(so_far[b])}
 
 
+class ForecastStream:
+    """Streams frames into an encoder-forecaster (ConvLSTM/ConvGRU/TrajGRU) as they arrive and
+    forecasts from what it has seen, at any time, without re-running the past.
+
+    ``fs = ForecastStream(load_model("best.ckpt")); for frame in radar: fs.push(frame);
+    future = fs.forecast()``
+
+    Args:
+        model: an encoder-forecaster (``step`` and ``forecast``; e.g. from
+            :func:`vidrnn.inference.checkpoint.load_model`).
+        device: where to run it.
+        precision: ``"fp32"`` or ``"bf16"`` (autocast; the carried state stays float32).
+
+    Raises:
+        ValueError: a model without ``step``/``forecast``, or a bad ``precision``.
+    """
+
+    def __init__(self, model, *, device: str | torch.device = "cpu", precision: str = "fp32"):
+        if not (hasattr(model, "step") and hasattr(model, "forecast")):
+            raise ValueError(f"{type(model).__name__} is not an encoder-forecaster (no step/forecast)")
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"precision={precision!r}: expected 'fp32' or 'bf16'")
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.bf16 = precision == "bf16"
+        self.state = None
+        self.seen = 0  #: frames pushed so far
+
+    def push(self, frames: torch.Tensor) -> None:
+        """Observe a frame ``(C, H, W)`` or frames ``(t, C, H, W)``, intensities in [0, 1]."""
+        x = frames[None, None] if frames.dim() == 3 else frames[None]  # (1, t, C, H, W)
+        with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
+            state = self.model.step(x.to(self.device), self.state)
+        self.state = _to_float(state) if self.bf16 else state
+        self.seen += x.shape[1]
+
+    def forecast(self, num_output: int | None = None) -> torch.Tensor:
+        """Intensities ``(T_out, C, H, W)`` in [0, 1] of the frames after those pushed.
+
+        Raises:
+            ValueError: nothing pushed yet.
+        """
+        if self.state is None:
+            raise ValueError("push at least one frame before forecasting")
+        with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
+            return torch.sigmoid(self.model.forecast(self.state, num_output).float())[0].cpu()
+
+
 def _to_float(state):
     if isinstance(state, torch.Tensor):
         return state.float()
     if isinstance(state, (list, tuple)):
         return type(state)(_to_float(s) for s in state)
+    if isinstance(state, dict):
+        return {k: _to_float(v) for k, v in state.items()}
     return state
 
 
