@@ -1,12 +1,12 @@
 """Speed of the video-classification pipeline on this machine, printed as tables.
 
 1. Decode + sample throughput (frames/s) per sampler on the real clips in
-   ../shared/data/videos, and the 1 frame/s sampler (seeking) against decoding every frame
-   and keeping one per second (the reference, timed in the same run).
-2. Feature extraction (decode at 1 frame/s + encode) frames/s for the tiny CNN and
-   EfficientNet-Lite0.
-3. Training throughput (clips/s, forward + backward + AdamW step) for lrcn_tiny and for LRCN
+   ../shared/data/videos.
+2. Training throughput (clips/s, forward + backward + AdamW step) for lrcn_tiny and for LRCN
    with EfficientNet-Lite0 (frozen, and with the last two stages fine-tuned).
+
+The 1 frame/s sampler against decoding every frame, the keyframe mode, feature extraction and
+the frozen-encoder paths are in ``bench_frame_path.py``, each beside its reference.
 
 Usage: python benchmarks/bench_classification.py [--data ../shared/data] [--repeats 3]
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import tempfile
 import time
 from pathlib import Path
 
@@ -24,7 +23,6 @@ import numpy as np
 import torch
 
 from vidrnn import create_model
-from vidrnn.inference.features import extract_features
 from vidrnn.io import VideoReader
 from vidrnn.io.sampling import DenseSampler, FixedRateSampler, SegmentSampler, UniformSampler
 
@@ -79,56 +77,6 @@ def bench_samplers(videos: list[Path], repeats: int, decode_size: int) -> list[t
     return rows
 
 
-def bench_fps_vs_all(video: Path, repeats: int, decode_size: int) -> list[tuple]:
-    with VideoReader(video) as r:
-        duration = r.info.duration
-    times = FixedRateSampler(1.0).sample(None, duration)[0]
-
-    def seek():
-        with VideoReader(video, size=decode_size, threads=1) as r:
-            r.get_frames_at(times)
-
-    def decode_all():  # reference: decode every frame, keep the one shown at each second
-        with VideoReader(video, size=decode_size, threads=1) as r:
-            want, k, kept, prev = list(times), 0, [], None
-            for frame, t in r._decode_from(r._start_pts):  # no RGB conversion of frames not kept
-                while k < len(want) and t > want[k] + 1e-6:
-                    kept.append(r._to_tensor(prev[0]))
-                    k += 1
-                prev = (frame, t)
-            while k < len(want):
-                kept.append(r._to_tensor(prev[0]))
-                k += 1
-            assert len(kept) == len(times)
-
-    t_seek = best_of(seek, repeats)
-    t_all = best_of(decode_all, repeats)
-    return [("decode every frame, keep 1/s (reference)", len(times), t_all, 1.0),
-            ("fps sampler, seeking", len(times), t_seek, t_all / t_seek)]
-
-
-def _keyframes(reader):
-    import av
-
-    with av.open(str(reader.path)) as c:
-        s = c.streams[reader.info.stream_index]
-        return [(float(p.pts * s.time_base), True) for p in c.demux(s) if p.is_keyframe and p.pts is not None]
-
-
-def bench_extraction(video: Path, repeats: int) -> list[tuple]:
-    rows = []
-    for enc, size in (("tiny", 112), ("efficientnet_lite0", 224)):
-        def run():
-            with tempfile.TemporaryDirectory() as d:
-                st = extract_features(d, videos=[str(video)], encoder=enc, fps=1.0, size=size, decode_size=256,
-                                      batch_size=32)
-                run.frames = st["frames"]
-
-        sec = best_of(run, repeats)
-        rows.append((f"{enc} @ {size}px", run.frames, sec, run.frames / sec))
-    return rows
-
-
 def bench_training(repeats: int, batch: int, frames: int) -> list[tuple]:
     cases = [
         ("lrcn_tiny", dict(num_classes=20), 112),
@@ -173,23 +121,10 @@ def main():
     args = ap.parse_args()
     data = Path(args.data) / "videos"
     videos = sorted((data / "clips").iterdir()) + sorted((data / "asl").glob("*.mkv"))
-    long_video = data / "clips" / "one-by-one-person-detection.mp4"
     print(f"machine: {machine()}")
     print(f"shapes: decode shorter side {args.decode_size}px; training batch {args.batch} clips x {args.frames} frames")
     table(f"decode + sample, {len(videos)} real videos (best of {args.repeats})", ("sampler", "frames", "seconds", "frames/s"),
           bench_samplers(videos, args.repeats, args.decode_size))
-    for name in ("one-by-one-person-detection.mp4", "car-detection.mp4", "bottle-detection.mp4"):
-        v = data / "clips" / name
-        with VideoReader(v) as r:
-            i = r.info
-            ts = r.frame_timestamps()
-            keys = [t for t, _ in _keyframes(r)]
-        gop = float(np.mean(np.diff(keys))) if len(keys) > 1 else i.duration
-        table(f"1 frame/s from {name} ({i.duration:.0f} s, {i.fps:.1f} fps, {i.width}x{i.height}, {len(ts)} frames, "
-              f"keyframe every {gop:.1f} s)", ("method", "frames", "seconds", "x reference"),
-              bench_fps_vs_all(v, args.repeats, args.decode_size))
-    table(f"feature extraction at 1 frame/s, {long_video.name}", ("encoder", "frames", "seconds", "frames/s"),
-          bench_extraction(long_video, 1))
     table("training step (forward + backward + AdamW)", ("model", "clips", "seconds", "clips/s"),
           bench_training(args.repeats, args.batch, args.frames))
 
