@@ -263,3 +263,18 @@ def test_ddp_ranks_see_disjoint_parts_of_the_data(tmp_path):
         a, b = (set(r[split]) for r in ranks)
         assert len(ranks[0][split]) == len(ranks[1][split]) == n // 2
         assert not a & b and a | b == set(range(n)), split  # each clip in exactly one process
+
+
+def test_cache_encoder_with_attention_and_target_boxes(tmp_path):
+    run = tmp_path / "att"
+    assert main(["fit", "--run-dir", str(run), *FAST, "data.source=distractors", "data.distractors.num_train=16",
+                 "data.distractors.num_val=8", "data.distractors.num_test=8", "model.name=soft_attention_lstm_tiny",
+                 "model.trainable=none", "classification.cache_encoder=memory"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert "test/attention_mass_ratio" in summary["metrics"]  # the boxes still meet the attention maps
+
+
+def test_cache_encoder_refuses_intermediate_levels(tmp_path, capsys):
+    assert main(["fit", "--run-dir", str(tmp_path / "r"), *DIGITS, "model.name=convgru_rcn_tiny",
+                 "model.trainable=none", "model.levels=[-1, 1]", "classification.cache_encoder=memory"]) == 2
+    assert "reads the encoder's intermediate levels" in capsys.readouterr().err

@@ -138,3 +138,18 @@ def test_datamodule_temporal_split_on_real_clips(shared_data):
     assert s.frac == (0.5, 1.0)
     item = val[0]
     assert item["video"].shape == (1, 8, 3, 32, 32)
+
+
+def test_encode_clips_keeps_every_item_whatever_its_length():
+    from vidrnn.data.clip_dataset import collate_clips, encode_clips
+
+    items = [{"video": torch.rand(1, T, 3, 8, 8), "label": i, "index": i} for i, T in enumerate((5, 2, 5, 3))]
+    items.insert(2, {"skipped": "bad.mp4", "error": "truncated"})
+    enc = encode_clips(items, lambda v: v.mean((-1, -2)), batch_size=3)  # (N, T, 3) "features"
+    assert len(enc) == 5 and enc[2] == {"skipped": "bad.mp4", "error": "truncated"}
+    for it in (enc[i] for i in (0, 1, 3, 4)):
+        src = items[it["index"] + (it["index"] >= 2)]
+        torch.testing.assert_close(it["features"], src["video"].mean((-1, -2)), atol=1e-3, rtol=1e-3)  # float16
+        assert it["frame_size"] == (8, 8) and "video" not in it
+    batch = collate_clips([enc[i] for i in range(5)])
+    assert batch["features"].shape == (4, 5, 3) and batch["frame_size"] == (8, 8) and batch["skipped"] == ["bad.mp4"]

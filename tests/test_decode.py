@@ -227,3 +227,35 @@ def test_keyframe_seek_takes_the_nearest_keyframe_and_says_when(shared_data, nam
         np.testing.assert_allclose(pts2.numpy()[far], want_pts.numpy())
         with pytest.raises(ValueError, match="seek='nearest'"):
             r.get_frames_at(times, seek="nearest")
+
+
+def test_keyframe_seek_on_open_gop_video_with_b_frames(tmp_path):
+    """Open GOPs reorder frames around keyframes: the container index's decode times are not
+    the keyframes' presentation times, so the nearest keyframe comes from a demux."""
+    import av
+
+    p = tmp_path / "open_gop.mp4"
+    with av.open(str(p), "w") as out:
+        s = out.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 64, 48, "yuv420p"
+        s.options = {"g": "12", "bf": "3", "x264-params": "open-gop=1:scenecut=0"}
+        rng = np.random.default_rng(0)
+        for i in range(75):
+            img = (rng.random((48, 64, 3)) * 40 + i * 3).astype(np.uint8)
+            for pk in s.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(pk)
+        for pk in s.encode():
+            out.mux(pk)
+    with VideoReader(p) as r:
+        keys = r.keyframe_times()
+        assert len(keys) >= 5
+        times = np.arange(0.0, 3.0, 0.13)
+        _, pts = r.get_frames_at(times, seek="keyframe")
+        np.testing.assert_allclose(pts.numpy(), keys[np.abs(keys[None] - times[:, None]).argmin(1)], atol=1e-6)
+        _, pts = r.get_frames_at(times, seek="keyframe", tolerance=0.05)
+        assert (np.abs(pts.numpy() - times) <= 0.05 + 0.04 + 1e-6).all()  # far times: the exact frame (1/25 s)
+        it = r.iter_frames_at(times, seek="keyframe")
+        next(it)  # a keyframe pass left suspended does not leak into exact decoding
+        _, exact = r.get_frames_at(times)
+        ts = r.frame_timestamps()
+        np.testing.assert_allclose(exact.numpy(), ts[np.searchsorted(ts, times + 1e-6) - 1], atol=1e-6)

@@ -174,15 +174,22 @@ def _cache_encoder_outputs(cfg: dict, task, dm, run: Path, report) -> None:
     """
     model, mode = task.model, cfg["classification"]["cache_encoder"]
     enc = getattr(model, "encoder", None)
-    if enc is None or not hasattr(model, "encode"):
+    if enc is None or getattr(model, "input_kind", None) not in ("vector", "map"):
         raise ConfigError(f"classification.cache_encoder: {cfg['model']['name']} has no per-frame encoder to cache")
+    if list(getattr(model, "levels", [-1])) != [-1]:
+        raise ConfigError(f"classification.cache_encoder: {cfg['model']['name']} reads the encoder's intermediate "
+                          f"levels {model.levels}; the cache holds the last map only")
     if any(p.requires_grad for p in enc.parameters()):
         raise ConfigError(f"classification.cache_encoder: the frame encoder of {cfg['model']['name']} trains "
                           f"(model.trainable: {enc.trainable!r}; a tiny encoder's pooling layer always trains); "
                           "caching needs a frozen one (model.trainable: none, pooled by averaging)")
     device = "cuda" if torch.cuda.is_available() and cfg["trainer"].get("accelerator") in ("gpu", "cuda", "auto") else "cpu"
+    rank = _launched_rank()
+    if device == "cuda":
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
     enc.eval().to(device)
-    folder = run / "encoder_cache" if mode == "disk" else None
+    # each process encodes every clip (its sampler picks its part later); on disk, each in its own folder
+    folder = run / "encoder_cache" / (f"rank{rank}" if rank else "") if mode == "disk" else None
     times = dm.encode_once(model.encode, folder=folder, device=device)
     enc.to("cpu")
     task.use_cached_features(True)

@@ -158,6 +158,8 @@ def collate_clips(items: list[dict]) -> dict:
     }
     if "box" in good[0]:  # target boxes (B, T, 4) of datasets that have them (DistractorDigits)
         out["box"] = torch.stack([it["box"] for it in good])
+    if "frame_size" in good[0]:  # encoded clips: the (H, W) of the frames behind the features
+        out["frame_size"] = tuple(good[0]["frame_size"])
     if "frame_labels" in good[0]:  # per-frame multi-hot labels of every view (sum V, T, K), padded as the clips
         out["frame_labels"] = torch.cat([_pad_time(it["frame_labels"], T) for it in good])
         out["frame_mask"] = torch.cat([(torch.arange(T) < x.shape[1]).expand(len(x), T) for x in xs])
@@ -213,19 +215,24 @@ def encode_clips(dataset: Dataset, encode, *, batch_size: int, num_workers: int 
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=_as_list)
     items: list[dict] = []
     for chunk in loader:
-        good = [it for it in chunk if "skipped" not in it]
-        if good:
-            video = torch.cat([it["video"] for it in good]).to(device)  # every view of every item
+        feats: dict[int, torch.Tensor] = {}
+        groups: dict[tuple, list[int]] = {}  # items with clips of one shape are encoded together
+        for j, it in enumerate(chunk):
+            if "skipped" not in it:
+                groups.setdefault(tuple(it["video"].shape[1:]), []).append(j)
+        for members in groups.values():
+            video = torch.cat([chunk[j]["video"] for j in members]).to(device)  # every view of these items
             with torch.inference_mode():
-                feats = encode(video).to("cpu", torch.float16).split([len(it["video"]) for it in good])
-        k = 0
-        for it in chunk:
+                out = torch.cat([encode(v) for v in video.split(batch_size)]).to("cpu", torch.float16)
+            for j, f in zip(members, out.split([len(chunk[j]["video"]) for j in members])):
+                feats[j] = f
+        for j, it in enumerate(chunk):
             if "skipped" in it:
                 items.append(it)
                 continue
             it = {key: v for key, v in it.items() if key != "video"}
-            f = feats[k].numpy()
-            k += 1
+            it["frame_size"] = tuple(chunk[j]["video"].shape[-2:])  # (H, W) the encoder saw
+            f = feats[j].numpy()
             if folder is not None:
                 p = Path(folder) / f"{len(items)}.npy"
                 np.save(p, f)

@@ -140,10 +140,11 @@ def extract_features(
     enc = enc.to(device).eval()
     transform = build_clip_transform({"size": size}, training=False)
     stats = {"videos": 0, "done": 0, "already_done": 0, "failed": 0, "frames": 0}
-    todo = []
+    todo, keys = [], set()
     for i, s in enumerate(samples):
-        if i % num_shards != shard:
+        if i % num_shards != shard or s.key in keys:  # another shard's, or the same video again
             continue
+        keys.add(s.key)
         stats["videos"] += 1
         if (out / "features" / f"{s.key}.json").is_file():
             stats["already_done"] += 1

@@ -172,7 +172,6 @@ class VideoReader:
             self._fps = float(rate) if rate else 0.0
             self._tc = None
             self._reformatter = None
-            self._first_pts = None
             self.info = self._probe()
         except BaseException:
             self._container.close()
@@ -192,7 +191,6 @@ class VideoReader:
         num_frames = int(s.frames) if s.frames else int(round(duration * fps))
         # The first frame tells the rotation and proves the stream decodes at all.
         first = self._first_frame()
-        self._first_pts = first.pts
         rotation = _rotation_of(first)
         w, h = first.width, first.height
         if rotation in (90, 270):
@@ -224,18 +222,7 @@ class VideoReader:
             VideoDecodeError: the stream has no timestamped packets.
         """
         if self._timestamps is None:
-            import av
-
-            pts, keys = [], []
-            try:
-                self._container.seek(self._start_pts, stream=self._stream, backward=True, any_frame=False)
-                for packet in self._container.demux(self._stream):
-                    if packet.pts is not None and packet.size > 0:
-                        pts.append(packet.pts)
-                        if packet.is_keyframe:
-                            keys.append(packet.pts)
-            except av.FFmpegError:
-                pass  # a truncated file: keep the packets read so far
+            pts, keys = self._demux_index()
             if not pts:
                 # Some containers (raw streams) have no packet pts: fall back to decoding.
                 for f, t in self._decode_from(self._start_pts):
@@ -248,6 +235,26 @@ class VideoReader:
             self._keyframes = (np.array(sorted(set(keys or pts[:1])), dtype=np.float64) - self._start_pts) * self._tb
             self._timestamps = ts
         return self._timestamps
+
+    def _demux_index(self) -> tuple[list, list]:
+        """Presentation times (stream units) of the packets and of the keyframe packets, read by
+        demuxing without decoding; cached (as seconds) when any packet has one."""
+        import av
+
+        pts, keys = [], []
+        try:
+            self._container.seek(self._start_pts, stream=self._stream, backward=True, any_frame=False)
+            for packet in self._container.demux(self._stream):
+                if packet.pts is not None and packet.size > 0:
+                    pts.append(packet.pts)
+                    if packet.is_keyframe:
+                        keys.append(packet.pts)
+        except av.FFmpegError:
+            pass  # a truncated file: keep the packets read so far
+        if pts:
+            self._timestamps = (np.array(sorted(set(pts)), dtype=np.float64) - self._start_pts) * self._tb
+            self._keyframes = (np.array(sorted(set(keys or pts[:1])), dtype=np.float64) - self._start_pts) * self._tb
+        return pts, keys
 
     def keyframe_times(self) -> np.ndarray:
         """Presentation times (seconds from the stream start) of the keyframes, sorted; read
@@ -349,12 +356,11 @@ class VideoReader:
             yield from self._iter_torchcodec(times)
             return
         order = np.argsort(np.asarray(times, dtype=np.float64), kind="stable")
+        self._stream.codec_context.skip_frame = "DEFAULT"  # whatever an abandoned keyframe pass left
         keys = self._keyframes
         if keys is None and len(times) > 2:
-            try:
-                keys = self._keyframe_plan()[0]
-            except VideoDecodeError:
-                keys = None
+            plan = self._keyframe_plan(decode=False)
+            keys = None if plan is None else plan[0]
         gen = None
         position = -math.inf  # time of the newest frame pulled from the decoder
         last_key = None  # time of the newest keyframe pulled
@@ -399,26 +405,49 @@ class VideoReader:
                 cached = (frame[0], self._to_tensor(frame[0]))
             yield int(i), cached[1], frame[1]
 
-    def _keyframe_plan(self) -> tuple[np.ndarray, np.ndarray]:
+    def _keyframe_plan(self, *, decode: bool = True) -> tuple[np.ndarray, np.ndarray] | None:
         """Keyframe times (seconds) and their packet ordinals in the stream.
 
-        From the container's own index when it lists every packet (MP4/MOV: read at open, no
-        demuxing; its decode times are shifted to presentation times by the first keyframe's
-        offset), else from :meth:`keyframe_times` (a demux of the whole stream)."""
+        From the container's own index when it lists every packet and no frame is reordered
+        (MP4/MOV without B-frames: read at open, no demuxing; the index holds decode times,
+        which equal presentation times only then), else from :meth:`keyframe_times` (a demux
+        of the whole stream). ``decode=False``: None rather than decoding the whole stream
+        when its packets carry no timestamps (raw streams)."""
         try:
             entries = self._stream.index_entries
         except AttributeError:  # PyAV < 14
             entries = []
         n = int(self._stream.frames or 0)
-        if n > 0 and len(entries) == n and self._first_pts is not None:
+        if n > 0 and len(entries) == n:
             key = [(i, e.timestamp) for i, e in enumerate(entries) if e.is_keyframe]
-            if key:
+            pts = [d for _, d in key] if not self._stream.codec_context.has_b_frames else self._packet_pts(key)
+            if key and pts is not None:
                 pos = np.array([i for i, _ in key], dtype=np.int64)
-                dts = np.array([d for _, d in key], dtype=np.float64)
-                shift = self._first_pts - dts[0]  # the first keyframe's presentation delay
-                return (dts + shift - self._start_pts) * self._tb, pos
+                return (np.array(pts, dtype=np.float64) - self._start_pts) * self._tb, pos
+        if not decode and self._keyframes is None:
+            self._demux_index()
+            if self._keyframes is None:
+                return None
         keys, ts = self.keyframe_times(), self.frame_timestamps()
         return keys, np.searchsorted(ts, keys - _EPS)
+
+    def _packet_pts(self, key: list[tuple[int, int]]) -> list[int] | None:
+        """Presentation times of the keyframe packets at the index's decode times ``key``
+        (``(ordinal, dts)`` pairs): one seek and one packet read each, no decoding. None when a
+        seek does not land on that keyframe (then the caller demuxes everything)."""
+        import av
+
+        out = []
+        try:
+            for _, dts in key:  # forward seek: the first keyframe at or after dts, this one
+                self._container.seek(int(dts), stream=self._stream, backward=False, any_frame=False)
+                packet = next(self._container.demux(self._stream), None)
+                if packet is None or packet.dts != dts or packet.pts is None or not packet.is_keyframe:
+                    return None
+                out.append(packet.pts)
+        except av.FFmpegError:
+            return None
+        return out
 
     def _iter_keyframes(self, times: Sequence[float], tolerance: float | None):
         """``seek="keyframe"`` of :meth:`iter_frames_at`."""

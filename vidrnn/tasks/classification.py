@@ -268,8 +268,8 @@ class ClassificationTask(L.LightningModule):
         box = batch.get("box")
         if out.attention is None or out.attention_map is None or box is None or len(out.attention) != len(box):
             return
-        ratio = attention_mass_ratio(out.attention, box.to(out.attention.device), out.attention_map,
-                                     tuple(batch["video"].shape[-2:]))
+        size = tuple(batch["video"].shape[-2:]) if batch.get("video") is not None else batch["frame_size"]
+        ratio = attention_mass_ratio(out.attention, box.to(out.attention.device), out.attention_map, size)
         self.log(f"{stage}/attention_mass_ratio", ratio.mean(), batch_size=len(ratio), sync_dist=True)
 
     def validation_step(self, batch, batch_idx):
