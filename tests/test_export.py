@@ -52,6 +52,20 @@ def test_encoder_and_steps_in_onnx_runtime_match_pytorch(exported, batch, length
     torch.testing.assert_close(torch.from_numpy(np.concatenate(got, 1)), want, atol=1e-4, rtol=1e-4)
 
 
+def test_whole_model_graph_in_onnx_runtime_at_other_batch_sizes_and_lengths(exported):
+    ckpt, out = exported
+    meta = json.loads((out / "export.json").read_text())
+    model, whole = load_model(ckpt), _session(out / "model.onnx")
+    S = meta["input_size"]
+    for batch, T in ((1, 1), (3, 9)):  # exported at (2, 3)
+        video = torch.rand(batch, T, 3, S, S)
+        logits, frame_logits = whole.run(None, {"video": video.numpy()})
+        with torch.no_grad():
+            want = model(video)
+        torch.testing.assert_close(torch.from_numpy(logits), want.logits, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(torch.from_numpy(frame_logits), want.frame_logits, atol=1e-4, rtol=1e-4)
+
+
 def test_export_refuses_other_models_and_existing_exports(exported, tmp_path, capsys):
     ckpt, out = exported
     assert main(["export", str(ckpt), "--out", str(out)]) == 2

@@ -1,20 +1,24 @@
 """Export a trained recurrent classifier to ONNX, for ONNX Runtime and other engines.
 
-For the recurrent classifiers with a streaming step (LRCN, the deep LSTM) two graphs are
-written, so that a video of any length streams through ONNX Runtime with the state as explicit
-inputs and outputs:
+For the recurrent classifiers whose recurrence is ``nn.LSTM`` (LRCN, the deep LSTM; ``cell:
+lstm``) three graphs are written:
 
-* ``encoder.onnx``: ``frames (N, 3, S, S)`` float in [0, 1] (already resized and cropped as the
-  checkpoint's transform does; normalisation is inside) -> ``features (N, D)``;
+* ``model.onnx``: the whole model, ``video (B, T, 3, S, S)`` float in [0, 1] (already resized and
+  cropped as the checkpoint's transform does; normalisation is inside) -> ``logits (B, K)`` (the
+  model's aggregation of its frames) and ``frame_logits (B, T, K)``;
+* ``encoder.onnx``: ``frames (N, 3, S, S)`` -> ``features (N, D)``;
 * ``step.onnx``: ``features (B, t, D)``, ``h0 (L, B, H)``, ``c0 (L, B, H)`` -> ``frame_logits
   (B, t, K)``, ``h (L, B, H)``, ``c (L, B, H)`` (zeros for the first window);
 
-with ``export.json`` describing the inputs, outputs, classes and the input size. ``N``, ``B`` and
-``t`` are dynamic. The step graph comes from torch's TorchScript-based ONNX exporter, which writes
-``nn.LSTM`` as ONNX's ``LSTM`` operator with a dynamic sequence length; the encoder from the
-``torch.export``-based one, which handles the CNNs' adaptive pooling at a dynamic batch. Not yet:
-the whole model as one graph (neither exporter manages both). Requires the ``export`` extra
-(onnx, onnxruntime, onnxscript).
+the last two so that a video of any length streams through ONNX Runtime with the state as
+explicit inputs and outputs; ``export.json`` describes the inputs, outputs, classes and the input
+size. ``N``, ``B``, ``T`` and ``t`` are dynamic. ``model.onnx`` and ``step.onnx`` come from torch's
+TorchScript-based ONNX exporter, which writes ``nn.LSTM`` as ONNX's ``LSTM`` operator with a
+dynamic sequence length (adaptive average pools are written as plain average pools at the
+checkpoint's input size, where they divide evenly); the encoder from the ``torch.export``-based
+one. Requires the ``export`` extra (onnx, onnxruntime, onnxscript). vidrnn's GRU and vanilla RNN
+layers are written from their equations (Python loops), so those models export through
+``--format torchscript`` instead.
 
 For the encoder-forecasters (ConvLSTM, ConvGRU, TrajGRU; Shi et al. 2015/2017), two graphs
 carry the encoder's states explicitly, one tensor per layer (``h0, c0, h1, c1, ...``; GRUs only
@@ -38,6 +42,7 @@ TorchScript graph at the checkpoint's clip length.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -61,6 +66,46 @@ class _Encoder(nn.Module):
         return self.model.encode(frames.unsqueeze(0)).squeeze(0)
 
 
+class _Whole(nn.Module):
+    """The whole classifier on ``video (B, T, 3, S, S)``, written so that B and T stay dynamic in
+    the traced graph: frames are folded with a reshape whose trailing sizes are constants."""
+
+    def __init__(self, model, size: int):
+        super().__init__()
+        self.model, self.size = _fixed_pools(model, size), size
+
+    def forward(self, video):
+        m, S = self.model, self.size
+        enc = m.encoder
+        frames = video.reshape(-1, 3, S, S)
+        feats = enc.pool(enc.encode_frames(frames))  # (B*T, D)
+        feats = feats.reshape(video.shape[0], -1, feats.shape[-1])  # (B, T, D)
+        frame_logits = m.forward_head(m.forward_features(feats))
+        return m.aggregate(frame_logits), frame_logits
+
+
+def _fixed_pools(model, size: int):
+    """A copy of ``model`` whose adaptive average pools are plain average pools where the input
+    size (at frames of ``size`` px) divides evenly: the same numbers, but exportable at a dynamic
+    batch (ONNX's exporter needs the input size of an adaptive pool)."""
+    model = copy.deepcopy(model).eval()  # eval: the probe below must not move BatchNorm statistics
+    seen = {}
+    hooks = [mod.register_forward_hook(lambda mod, i, o: seen.__setitem__(mod, tuple(i[0].shape[-2:])))
+             for mod in model.modules() if isinstance(mod, nn.AdaptiveAvgPool2d)]
+    with torch.no_grad():
+        model.encoder.encode_frames(torch.zeros(1, 3, size, size))
+    for h in hooks:
+        h.remove()
+    for parent in list(model.modules()):
+        for name, child in parent.named_children():
+            if child in seen:
+                (h, w), out = seen[child], child.output_size
+                oh, ow = (out, out) if isinstance(out, int) else out
+                if oh and ow and h % oh == 0 and w % ow == 0:
+                    setattr(parent, name, nn.AvgPool2d((h // oh, w // ow)))
+    return model
+
+
 class _Step(nn.Module):
     def __init__(self, model):
         super().__init__()
@@ -78,6 +123,7 @@ def _export(module, args, path: Path, input_names, output_names, dynamic, *, dyn
     the example's length), ``dynamic`` as ``dynamic_axes``; ``dynamo=True``: the ``torch.export``
     one (it handles the CNNs' adaptive pooling at a dynamic batch), ``dynamic`` as
     ``dynamic_shapes``."""
+    module.eval()  # a fresh wrapper is in training mode, and the exporter restores that mode afterwards
     tmp = path.with_name(path.name + ".tmp")
     kw = {"dynamic_shapes": dynamic, "external_data": False, "verbose": False} if dynamo else \
         {"dynamic_axes": dynamic, "opset_version": 17}
@@ -127,20 +173,27 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike) -> dict:
     with torch.no_grad():
         feats = model.encode(torch.rand(1, 3, 3, size, size))
     D = feats.shape[-1]
-    _export(_Encoder(model), (torch.rand(3, 3, size, size),), out / "encoder.onnx", ["frames"], ["features"],
+    _export(_Encoder(copy.deepcopy(model)), (torch.rand(3, 3, size, size),), out / "encoder.onnx", ["frames"], ["features"],
             {"frames": {0: torch.export.Dim("N", min=1)}}, dynamo=True)
     _export(_Step(model), (torch.rand(2, 3, D), torch.zeros(L, 2, H), torch.zeros(L, 2, H)), out / "step.onnx",
             ["features", "h0", "c0"], ["frame_logits", "h", "c"],
             {"features": {0: "B", 1: "t"}, "h0": {1: "B"}, "c0": {1: "B"}, "frame_logits": {0: "B", 1: "t"},
              "h": {1: "B"}, "c": {1: "B"}}, dynamo=False)
+    _export(_Whole(model, size), (torch.rand(2, 3, 3, size, size),), out / "model.onnx", ["video"],
+            ["logits", "frame_logits"], {"video": {0: "B", 1: "T"}, "logits": {0: "B"},
+                                         "frame_logits": {0: "B", 1: "T"}}, dynamo=False)
     meta = {"checkpoint": str(checkpoint), "model": info.name, "classes": list(info.class_names),
             "input_size": size, "feature_dim": int(D), "num_layers": L, "hidden_size": H, "num_classes": K,
+            "model.onnx": {"inputs": {"video": "(B, T, 3, S, S) float32 in [0, 1], resized and cropped"},
+                           "outputs": {"logits": "(B, K) video log-probabilities (the model's aggregation)",
+                                       "frame_logits": "(B, T, K)"}},
             "encoder": {"inputs": {"frames": "(N, 3, S, S) float32 in [0, 1], resized and cropped"},
                         "outputs": {"features": "(N, D)"}},
             "step": {"inputs": {"features": "(B, t, D)", "h0": "(L, B, H), zeros at the start", "c0": "(L, B, H)"},
                      "outputs": {"frame_logits": "(B, t, K)", "h": "(L, B, H)", "c": "(L, B, H)"}}}
     write_json(out / "export.json", meta)
-    return {"encoder": str(out / "encoder.onnx"), "step": str(out / "step.onnx"), "json": str(out / "export.json")}
+    return {"model": str(out / "model.onnx"), "encoder": str(out / "encoder.onnx"), "step": str(out / "step.onnx"),
+            "json": str(out / "export.json")}
 
 
 class _ForecastStep(nn.Module):
@@ -270,7 +323,7 @@ def export_torchscript(checkpoint: str | os.PathLike, out: str | os.PathLike) ->
     T = int(getattr(s, "num_frames", None) or getattr(s, "num_segments", None) or getattr(s, "clip_len", None) or 8)
     size = int((info.data.get("transform") or {}).get("size", 112))
     with torch.no_grad():
-        traced = torch.jit.trace(_Logits(model), torch.rand(1, T, 3, size, size), check_trace=False)
+        traced = torch.jit.trace(_Logits(model).eval(), torch.rand(1, T, 3, size, size), check_trace=False)
     with atomic_write(out / "model.pt") as tmp:
         torch.jit.save(traced, str(tmp))
     write_json(out / "export.json", {

@@ -169,18 +169,31 @@ class FrameOutputClassifier(VideoClassifier):
 
     multilabel = False  #: independent sigmoid outputs (set by models that support multi-label)
 
+    def _weights_like(self, frame_logits: torch.Tensor) -> torch.Tensor:
+        """:meth:`frame_weights` for ``frame_logits (B, T, K)``, computed from the tensor itself
+        (no Python length), so that an exported graph works at any T."""
+        ones = torch.ones_like(frame_logits[0, :, 0])  # (T,)
+        if self.aggregate_mode == "last":
+            w = (ones.cumsum(0) == ones.sum()).to(ones.dtype)
+        elif self.aggregate_mode == "linear":
+            r = ones.cumsum(0) - 1  # 0, 1, ..., T-1
+            w = torch.where(r.max() > 0, r / r.max().clamp_min(1), ones)
+        else:
+            w = ones
+        return w / w.sum()
+
     def aggregate(self, frame_logits: torch.Tensor) -> torch.Tensor:
         """Per-step logits ``(B, T, K)`` -> video log-probabilities ``(B, K)``; multi-label models:
         the logit of the weighted mean of the per-step sigmoid probabilities."""
         if self.multilabel:
-            w = self.frame_weights(frame_logits.shape[1], frame_logits.device).to(frame_logits.dtype)
+            w = self._weights_like(frame_logits)
             p = (frame_logits.sigmoid() * w[None, :, None]).sum(1).clamp(1e-6, 1 - 1e-6)
             return torch.log(p) - torch.log1p(-p)
         logp = frame_logits.log_softmax(-1)  # (B, T, K)
         if self.aggregate_mode == "max":
             agg = logp.max(dim=1).values
             return agg - agg.logsumexp(-1, keepdim=True)
-        w = self.frame_weights(frame_logits.shape[1], frame_logits.device).to(logp.dtype)
+        w = self._weights_like(logp)
         # log Σ_t w_t p_t, computed stably; zero weights contribute nothing.
         return (logp + w.clamp_min(1e-30).log()[None, :, None]).logsumexp(dim=1)
 
