@@ -16,7 +16,7 @@ from torch.utils.data import Dataset
 
 from vidrnn.data.annotations import VideoSample, action_labels
 from vidrnn.errors import VideoDecodeError
-from vidrnn.io.decode import VideoReader
+from vidrnn.io.decode import DecodeLimits, VideoReader
 from vidrnn.io.sampling import FrameSampler
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,8 @@ class VideoClipDataset(Dataset):
         stream: video stream index (None = the best one).
         on_error: ``"skip"`` (warn, and report the path in the batch) or ``"raise"``.
         num_labels: multi-label data (samples with ``actions``): the number of classes K.
+        decode_budget: seconds of decoding per clip before the file is abandoned as a bad
+            video (:class:`~vidrnn.io.decode.DecodeLimits`; None: no limit).
 
     Items are dicts: ``video`` float ``(V, T, C, S, S)`` (V views, 1 in training),
     ``label`` int, ``index`` int; or ``{"skipped": path, "error": message}`` for a bad video.
@@ -59,6 +61,7 @@ class VideoClipDataset(Dataset):
         stream: int | None = None,
         on_error: str = "skip",
         num_labels: int | None = None,
+        decode_budget: float | None = 120.0,
     ):
         if on_error not in ("skip", "raise"):
             raise ValueError(f"on_error={on_error!r}: expected 'skip' or 'raise'")
@@ -73,6 +76,7 @@ class VideoClipDataset(Dataset):
         self.stream = stream
         self.on_error = on_error
         self.num_labels = num_labels
+        self.limits = DecodeLimits(budget=decode_budget)
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -94,7 +98,7 @@ class VideoClipDataset(Dataset):
         seconds ``(V, T)`` with ``return_times``)."""
         s = self.samples[i]
         rng = rng or np.random.default_rng()
-        with VideoReader(s.path, stream=self.stream, size=self.decode_size, threads=1) as r:
+        with VideoReader(s.path, stream=self.stream, size=self.decode_size, threads=1, limits=self.limits) as r:
             ts = r.frame_timestamps() if self.sampler.needs_timestamps else None
             duration = r.info.duration if ts is None else max(r.info.duration, float(ts[-1]))
             a, b = self.segment(s, duration, rng)

@@ -147,6 +147,8 @@ class VideoDataSettings:
         batch_size: videos per batch.
         num_workers: DataLoader worker processes.
         on_error: a video that cannot be decoded is ``skip``-ped (logged, counted) or ``raise``-s.
+        decode_budget: seconds of decoding per clip before a video is given up as bad (a
+            pathological file is abandoned, not waited on); null: no limit.
     """
 
     source: Literal["digits", "distractors", "multilabel_digits", "folder", "list", "ucf101", "hmdb51", "kinetics",
@@ -177,6 +179,7 @@ class VideoDataSettings:
     batch_size: int = 8
     num_workers: int = 2
     on_error: Literal["skip", "raise"] = "skip"
+    decode_budget: float | None = 120.0
 
 
 _EMBEDDED_SETTINGS = {"digits": DigitsSettings, "distractors": DistractorSettings,
@@ -389,7 +392,7 @@ class VideoDataModule(L.LightningDataModule):
                 samples, sampler if training else test_sampler, build_clip_transform(c["transform"], training=training),
                 training=training, crop_fraction=float(c["crop_fraction"]) if training else 1.0,
                 decode_size=c["decode_size"], stream=c["stream"], on_error=c["on_error"],
-                num_labels=len(self.classes) if self.multilabel else None)
+                num_labels=len(self.classes) if self.multilabel else None, decode_budget=c["decode_budget"])
 
     def encode_once(self, encode, *, folder: str | Path | None = None, device="cpu") -> dict[str, float]:
         """Replace every split's videos by ``encode(video)`` computed once (a frozen encoder):

@@ -24,15 +24,27 @@ __all__ = ["ModelInfo", "read_checkpoint", "load_model", "load_task", "check_com
 def read_checkpoint(path: str | os.PathLike) -> dict:
     """Load a checkpoint file (on the CPU) and check it is a vidrnn checkpoint.
 
+    The file is read with ``torch.load(weights_only=True)``: only tensors and plain data
+    (dicts, lists, numbers, strings) are unpickled, never arbitrary Python objects, so a crafted
+    checkpoint cannot run code when it is opened (vidrnn's own checkpoints hold nothing else).
+
     Raises:
         FileNotFoundError: no such file.
-        CheckpointError: unreadable, or not written by vidrnn (no model name/classes).
+        CheckpointError: unreadable (truncated, not a checkpoint), holding Python objects beyond
+            tensors and plain data (refused: such a pickle could run code), or not written by
+            vidrnn (no model name/classes).
     """
+    import pickle
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"{path}: refused: the checkpoint holds Python objects other than tensors and plain "
+                              f"data, which could run code when loaded; vidrnn does not open it "
+                              f"({str(e).splitlines()[0][:200]})") from None
     except Exception as e:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({e.__class__.__name__}: {e})") from e
     hp = ckpt.get("hyper_parameters") if isinstance(ckpt, dict) else None

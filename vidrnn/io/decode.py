@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass, asdict
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -28,7 +29,7 @@ import torch
 
 from vidrnn.errors import VideoDecodeError
 
-__all__ = ["VideoInfo", "VideoReader", "probe_video", "read_video", "available_backends"]
+__all__ = ["VideoInfo", "VideoReader", "DecodeLimits", "probe_video", "read_video", "available_backends"]
 
 _EPS = 1e-6  # seconds; tolerance when matching a wanted time to a frame timestamp
 
@@ -59,6 +60,36 @@ class VideoInfo:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+@dataclass(frozen=True)
+class DecodeLimits:
+    """Plausibility limits a :class:`VideoReader` checks before it allocates or decodes, so that a
+    corrupt or hostile file gets a clear :class:`VideoDecodeError` instead of exhausting memory
+    or time.
+
+    Attributes:
+        max_width, max_height: frame size in pixels (declared by the stream, checked before the
+            first frame is decoded; 8192 covers 8K video).
+        max_fps: frames per second the stream declares.
+        max_duration: seconds the container or stream declares (7 days).
+        max_frames: frames one call may ask for (:meth:`VideoReader.get_frames_at`).
+        budget: seconds of decoding per reader before the file is abandoned (None: no limit).
+    """
+
+    max_width: int = 8192
+    max_height: int = 8192
+    max_fps: float = 1000.0
+    max_duration: float = 7 * 24 * 3600.0
+    max_frames: int = 100_000
+    budget: float | None = None
+
+
+#: errors of FFmpeg/PyAV and of allocation that a damaged file can raise anywhere in decoding
+def _decode_failures() -> tuple:
+    import av
+
+    return (av.FFmpegError, MemoryError, OverflowError, AttributeError, RuntimeError, IndexError, ZeroDivisionError)
 
 
 def available_backends() -> list[str]:
@@ -96,7 +127,7 @@ def _select_stream(container, path: Path, stream: int | None):
     if stream is None:
         # FFmpeg's "best stream" heuristic for video: prefer the default disposition, then the
         # largest frame; we follow the largest-frame rule (ties: lowest index).
-        return max(videos, key=lambda s: (s.codec_context.width * s.codec_context.height, -s.index))
+        return max(videos, key=lambda s: (_declared_size(s)[0] * _declared_size(s)[1], -s.index))
     by_index = {s.index: s for s in container.streams}
     if stream not in by_index:
         raise ValueError(f"stream={stream}: {path} has streams {sorted(by_index)}")
@@ -106,6 +137,12 @@ def _select_stream(container, path: Path, stream: int | None):
             f"video streams: {[s.index for s in videos]}"
         )
     return by_index[stream]
+
+
+def _declared_size(stream) -> tuple[int, int]:
+    """(width, height) a stream declares, (0, 0) when its header does not say (a damaged file)."""
+    cc = getattr(stream, "codec_context", None)
+    return (int(getattr(cc, "width", 0) or 0), int(getattr(cc, "height", 0) or 0))
 
 
 def _rotation_of(frame) -> int:
@@ -146,8 +183,10 @@ class VideoReader:
         threads: int = 0,
         backend: str = "auto",
         seek_threshold: float = 1.0,
+        limits: DecodeLimits | None = None,
     ):
         self.path = Path(path)
+        self.limits = limits or DecodeLimits()
         if backend not in ("auto", "pyav", "torchcodec"):
             raise ValueError(f"backend={backend!r}: expected 'auto', 'pyav' or 'torchcodec'")
         if backend == "torchcodec" and "torchcodec" not in available_backends():
@@ -158,8 +197,10 @@ class VideoReader:
         self.size = size
         self.seek_threshold = float(seek_threshold)
         self._container = _open_container(self.path)
+        self._t0 = time.monotonic()
         try:
             self._stream = _select_stream(self._container, self.path, stream)
+            self._check_declared()
             self._stream.thread_type = "AUTO"
             self._stream.thread_count = int(threads)
             self._tb = float(self._stream.time_base)
@@ -173,9 +214,36 @@ class VideoReader:
             self._tc = None
             self._reformatter = None
             self.info = self._probe()
+        except VideoDecodeError:
+            self._container.close()
+            raise
+        except _decode_failures() as e:
+            self._container.close()
+            raise VideoDecodeError(self.path, f"the file is damaged ({type(e).__name__}: {e})") from e
         except BaseException:
             self._container.close()
             raise
+
+    def _check_declared(self) -> None:
+        """The limits that the headers alone can be checked against, before anything is decoded."""
+        lim, s, c = self.limits, self._stream, self._container
+        w, h = _declared_size(s)
+        if w > lim.max_width or h > lim.max_height:
+            raise VideoDecodeError(self.path, f"declares {w}x{h} frames, more than the limit of "
+                                              f"{lim.max_width}x{lim.max_height} (DecodeLimits.max_width/max_height)")
+        rate = s.average_rate or s.guessed_rate
+        if rate and float(rate) > lim.max_fps:
+            raise VideoDecodeError(self.path, f"declares {float(rate):.4g} frames/s, more than the limit of "
+                                              f"{lim.max_fps:g} (DecodeLimits.max_fps)")
+        durations = [float(s.duration * s.time_base) if s.duration else 0.0, (c.duration or 0) / 1e6]
+        if max(durations) > lim.max_duration:
+            raise VideoDecodeError(self.path, f"declares a duration of {max(durations):.4g} s, more than the limit of "
+                                              f"{lim.max_duration:g} s (DecodeLimits.max_duration)")
+
+    def _check_budget(self) -> None:
+        if self.limits.budget is not None and time.monotonic() - self._t0 > self.limits.budget:
+            raise VideoDecodeError(self.path, f"decoding took more than {self.limits.budget:g} s "
+                                              "(DecodeLimits.budget); the file is abandoned")
 
     # ------------------------------------------------------------------ metadata
     def _probe(self) -> VideoInfo:
@@ -193,6 +261,9 @@ class VideoReader:
         first = self._first_frame()
         rotation = _rotation_of(first)
         w, h = first.width, first.height
+        if w > self.limits.max_width or h > self.limits.max_height:
+            raise VideoDecodeError(self.path, f"has {w}x{h} frames, more than the limit of {self.limits.max_width}x"
+                                              f"{self.limits.max_height} (DecodeLimits.max_width/max_height)")
         if rotation in (90, 270):
             w, h = h, w
         if fps <= 0 and duration > 0 and num_frames > 0:
@@ -222,19 +293,28 @@ class VideoReader:
             VideoDecodeError: the stream has no timestamped packets.
         """
         if self._timestamps is None:
-            pts, keys = self._demux_index()
-            if not pts:
-                # Some containers (raw streams) have no packet pts: fall back to decoding.
-                for f, t in self._decode_from(self._start_pts):
-                    pts.append(round(t / self._tb) + self._start_pts)
-                    if f.key_frame:
-                        keys.append(pts[-1])
-            if not pts:
-                raise VideoDecodeError(self.path, "no frame has a timestamp; cannot address frames")
-            ts = (np.array(sorted(set(pts)), dtype=np.float64) - self._start_pts) * self._tb
-            self._keyframes = (np.array(sorted(set(keys or pts[:1])), dtype=np.float64) - self._start_pts) * self._tb
-            self._timestamps = ts
+            try:
+                self._timestamps_from_packets()
+            except VideoDecodeError:
+                raise
+            except (ValueError, *_decode_failures()) as e:
+                raise VideoDecodeError(self.path, f"the file is damaged ({type(e).__name__}: {e})") from e
         return self._timestamps
+
+    def _timestamps_from_packets(self) -> None:
+        """Fill ``_timestamps`` and ``_keyframes`` (:meth:`frame_timestamps`)."""
+        pts, keys = self._demux_index()
+        if not pts:
+            # Some containers (raw streams) have no packet pts: fall back to decoding.
+            for f, t in self._decode_from(self._start_pts):
+                pts.append(round(t / self._tb) + self._start_pts)
+                if f.key_frame:
+                    keys.append(pts[-1])
+        if not pts:
+            raise VideoDecodeError(self.path, "no frame has a timestamp; cannot address frames")
+        ts = (np.array(sorted(set(pts)), dtype=np.float64) - self._start_pts) * self._tb
+        self._keyframes = (np.array(sorted(set(keys or pts[:1])), dtype=np.float64) - self._start_pts) * self._tb
+        self._timestamps = ts
 
     def _demux_index(self) -> tuple[list, list]:
         """Presentation times (stream units) of the packets and of the keyframe packets, read by
@@ -276,9 +356,15 @@ class VideoReader:
         """
         import av
 
-        self._container.seek(max(int(pts), self._start_pts), stream=self._stream, backward=True, any_frame=False)
+        try:
+            self._container.seek(max(int(pts), self._start_pts), stream=self._stream, backward=True, any_frame=False)
+        except av.EOFError:
+            return
+        except av.FFmpegError as e:
+            raise VideoDecodeError(self.path, f"seeking failed, the file may be truncated or corrupt ({e})") from e
         try:
             for frame in self._container.decode(self._stream):
+                self._check_budget()
                 yield frame, self._seconds(frame)
         except av.EOFError:
             return
@@ -319,6 +405,29 @@ class VideoReader:
 
     def iter_frames_at(self, times: Sequence[float], *, seek: str = "exact",
                        tolerance: float | None = None) -> Iterator[tuple[int, torch.Tensor, float]]:
+        """Decode the frames shown at ``times`` (see :meth:`_iter_frames_at`); any failure of the
+        file surfaces as :class:`VideoDecodeError`.
+
+        Raises:
+            VideoDecodeError: the stream fails to decode, a limit is exceeded (more than
+                ``limits.max_frames`` times, the decode budget), or the file is damaged.
+        """
+        if seek not in ("exact", "keyframe"):
+            raise ValueError(f"seek={seek!r}: expected 'exact' or 'keyframe'")
+        if tolerance is not None and not tolerance >= 0:
+            raise ValueError(f"tolerance={tolerance!r}: expected seconds >= 0 or None")
+        if len(times) > self.limits.max_frames:
+            raise VideoDecodeError(self.path, f"{len(times)} frames asked for, more than the limit of "
+                                              f"{self.limits.max_frames} (DecodeLimits.max_frames)")
+        try:
+            yield from self._iter_frames_at(times, seek=seek, tolerance=tolerance)
+        except VideoDecodeError:
+            raise
+        except (ValueError, *_decode_failures()) as e:  # the arguments were checked: the file is at fault
+            raise VideoDecodeError(self.path, f"the file is damaged ({type(e).__name__}: {e})") from e
+
+    def _iter_frames_at(self, times: Sequence[float], *, seek: str = "exact",
+                        tolerance: float | None = None) -> Iterator[tuple[int, torch.Tensor, float]]:
         """Decode the frames shown at ``times`` (seconds), in increasing time order.
 
         Yields ``(i, frame, pts)`` where ``i`` indexes ``times``, ``frame`` is uint8
