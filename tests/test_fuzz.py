@@ -86,3 +86,60 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_nothing_runs(tmp_path, 
     truncated.write_bytes(truncated.read_bytes()[:500])
     assert main(["predict", str(truncated), str(clip)]) == 2
     assert "truncated.ckpt: not a readable PyTorch checkpoint" in capsys.readouterr().err
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header (valid CRC) declares ``width`` x ``height`` pixels over a tiny image."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = bytearray(data[12:29])  # b"IHDR" + 13 bytes
+    struct.pack_into(">II", ihdr, 4, width, height)
+    data[12:29] = ihdr
+    struct.pack_into(">I", data, 29, zlib.crc32(bytes(ihdr)) & 0xFFFFFFFF)
+    return bytes(data)
+
+
+def test_other_bad_inputs_get_a_clear_error_naming_the_file(tmp_path, shared_data):
+    import io
+
+    from PIL import Image
+
+    from vidrnn.data.caption_datamodule import read_image
+    from vidrnn.errors import DataError
+    from vidrnn.io.radar import read_fmi_pgm, read_knmi_hdf5
+    from vidrnn.io.text import read_text
+
+    buf = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 10, 10)).save(buf, "JPEG")
+    (tmp_path / "trunc.jpg").write_bytes(buf.getvalue()[:300])
+    (tmp_path / "bomb.png").write_bytes(_png_declaring(100_000, 100_000))  # 1e10 pixels declared
+    cases = [
+        (lambda p: read_image(p, 32), "trunc.jpg", DataError, "not a readable image"),
+        (lambda p: read_image(p, 32), "bomb.png", DataError, "DecompressionBombError"),  # Pillow's guard is on
+        (read_fmi_pgm, "trunc.pgm.gz", ValueError, "cannot be decompressed"),
+        (read_fmi_pgm, "bad.pgm", ValueError, "expected a binary PGM file starting with 'P5'"),
+        (read_knmi_hdf5, "empty.h5", ValueError, "expected an HDF5 dataset 'image1/image_data'"),
+        (read_knmi_hdf5, "garbage.h5", ValueError, "not a readable HDF5 file"),
+        (read_text, "bin.txt", DataError, "not UTF-8 text"),
+    ]
+    fmi = sorted((shared_data / "radar" / "fmi").rglob("*.pgm*"))[0].read_bytes()
+    (tmp_path / "trunc.pgm.gz").write_bytes(fmi[: len(fmi) // 3])
+    (tmp_path / "bad.pgm").write_bytes(b"P9\n12 12\n255\n" + bytes(144))
+    h5py = pytest.importorskip("h5py")
+    with h5py.File(tmp_path / "empty.h5", "w") as f:
+        f.create_group("overview")
+    (tmp_path / "garbage.h5").write_bytes(b"not hdf5" * 100)
+    (tmp_path / "bin.txt").write_bytes(bytes(range(256)))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    for read, name, err, message in cases:
+        with pytest.raises(err, match=message) as e:
+            read(tmp_path / name)
+        assert str(tmp_path / name) in str(e.value)  # the message names the file
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # nothing written or overwritten

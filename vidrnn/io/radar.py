@@ -214,7 +214,11 @@ def read_knmi_hdf5(path) -> tuple[np.ndarray, dict[str, Any]]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"KNMI radar file not found: {path}")
-    with h5py.File(path, "r") as f:
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:  # not HDF5, truncated: h5py's message does not name the file
+        raise ValueError(f"{path}: not a readable HDF5 file ({e})") from None
+    with f:
         if "image1/image_data" not in f:
             raise ValueError(f"{path}: expected an HDF5 dataset 'image1/image_data', found groups {list(f)}")
         raw = f["image1/image_data"][()]
