@@ -208,6 +208,8 @@ RULES = [
          reason="io (decoding, sampling, files) is the bottom of the data stack"),
     Rule("inference", ("vidrnn.inference",), forbidden=("vidrnn.cli",),
          reason="the CLI is a thin front end over inference, not the other way round"),
+    Rule("web", ("vidrnn.web",), forbidden=("vidrnn.cli", "vidrnn.runner", "vidrnn.tasks", "vidrnn.data"),
+         reason="the web page is a front end over inference, like the CLI"),
     Rule("viz", ("vidrnn.viz",), only=("vidrnn.viz", "vidrnn.io", "vidrnn.errors"),
          reason="viz consumes tensors and arrays; it never builds or runs models"),
 ]

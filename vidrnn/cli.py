@@ -13,6 +13,7 @@ prints the result.
     vidrnn sample CKPT [--prime P] [--length N] [--temperature T] [--top-k K] [--seed S]  vidrnn.inference.generate
     vidrnn units CKPT --text FILE --out DIR                                               vidrnn.inference.units
     vidrnn gradients CKPT|MODEL... [--text FILE] [--scale S...] --out DIR                vidrnn.inference.gradient_flow
+    vidrnn serve CKPT... [--host 127.0.0.1] [--port 8000] [--max-upload-mb 200]         vidrnn.web.app
 
 ``vidrnn fit`` with no arguments trains LRCN (tiny) on the embedded Moving Digits dataset and
 prints its test accuracy. Bad input (a config typo, a missing file, a wrong value) prints one
@@ -460,6 +461,19 @@ def cmd_stream(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    try:
+        import uvicorn
+
+        from vidrnn.web.app import create_app
+    except ImportError as e:
+        raise ValueError(f"vidrnn serve needs the web extra: pip install 'vidrnn[web]' ({e})") from None
+    app = create_app(args.checkpoints, max_upload_mb=args.max_upload_mb)
+    print(f"serving {len(args.checkpoints)} checkpoint(s) on http://{args.host}:{args.port}/ (Ctrl+C stops)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def cmd_export(args) -> int:
     from vidrnn.inference.export import export_onnx, export_torchscript
 
@@ -642,6 +656,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "traced at the checkpoint's clip length)")
     ex.add_argument("--out", required=True, help="output folder (an existing export there is not overwritten)")
 
+    sv = sub.add_parser("serve", help="a local web page: upload a video, see its labels and timeline")
+    sv.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT")
+    sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--max-upload-mb", type=float, default=200.0, help="largest upload accepted (default 200 MB)")
+
     fs = sub.add_parser("fusion-search", help="sample fusion strategies from a trained template, score them on the "
                                               "validation split, write the ranking and the best as a config")
     fs.add_argument("checkpoint")
@@ -662,7 +682,8 @@ def build_parser() -> argparse.ArgumentParser:
 COMMANDS = {"fit": cmd_fit, "validate": cmd_evaluate, "test": cmd_evaluate, "predict": cmd_predict,
             "models": cmd_models, "configs": cmd_configs, "extract-features": cmd_extract, "sample": cmd_sample,
             "units": cmd_units, "gradients": cmd_gradients, "fusion-search": cmd_fusion_search,
-            "fusion-report": cmd_fusion_report, "stream": cmd_stream, "export": cmd_export}
+            "fusion-report": cmd_fusion_report, "stream": cmd_stream, "export": cmd_export,
+            "serve": cmd_serve}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
