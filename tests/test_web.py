@@ -85,3 +85,18 @@ def test_serve_refuses_other_checkpoints_clearly(tmp_path, capsys):
         create_app([])
     assert main(["serve", str(tmp_path / "missing.ckpt")]) == 2
     assert "missing.ckpt" in capsys.readouterr().err
+
+
+def test_attention_models_show_where_they_look(tmp_path, shared_data):
+    import base64
+
+    run = tmp_path / "att"
+    assert main(["fit", "--run-dir", str(run), "trainer.max_epochs=1", "data.num_workers=0",
+                 "model.name=soft_attention_lstm_tiny", "data.digits.num_train=16", "data.digits.num_val=8",
+                 "data.digits.num_test=8"]) == 0
+    client = TestClient(create_app([str(run / "checkpoints" / "last.ckpt")]))
+    assert client.get("/api/models").json()[0]["attention"] is True
+    clip = shared_data / "videos" / "clips" / "arm_wrestling.mp4"
+    j = client.post("/api/predict?model=m0", files={"file": ("arm.mp4", clip.read_bytes())}).json()
+    head, data = j["attention_gif"].split(",", 1)
+    assert head == "data:image/gif;base64" and base64.b64decode(data)[:6] == b"GIF89a"

@@ -5,7 +5,8 @@ fetched from the internet), chosen because they are small, well kept, typed, com
 client, and need no front-end build. Endpoints:
 
 * ``GET /`` -- the page: pick a checkpoint, upload a video, see the top-k labels with their
-  probabilities and, for videos longer than a few seconds, the label timeline per second;
+  probabilities, for videos longer than 10 s the label timeline per second, and for attention
+  models an animated overlay of where the model looks (a GIF inlined in the JSON);
 * ``GET /api/models`` -- the served checkpoints (``id``, model name, task, classes);
 * ``POST /api/predict?model=ID`` -- multipart ``file``: the labels as JSON.
 
@@ -21,6 +22,7 @@ annotations`` here: FastAPI reads the endpoint annotations at run time.)
 """
 
 
+import base64
 import re
 import shutil
 import tempfile
@@ -49,11 +51,12 @@ class _Served:
                              "(captioning and forecasting pages are not there yet)")
         self.id, self.checkpoint, self.info = ident, str(checkpoint), info
         self.predictor = Predictor(model)
+        self.attention = self.predictor.has_attention
         self.lock = threading.Lock()
 
     def describe(self) -> dict:
         return {"id": self.id, "checkpoint": Path(self.checkpoint).name, "model": self.info.name,
-                "task": self.info.task, "classes": len(self.info.class_names)}
+                "task": self.info.task, "classes": len(self.info.class_names), "attention": self.attention}
 
 
 def create_app(checkpoints: Sequence[str], *, max_upload_mb: float = 200.0, topk: int = 5):
@@ -115,6 +118,10 @@ def create_app(checkpoints: Sequence[str], *, max_upload_mb: float = 200.0, topk
             try:
                 with s.lock:
                     result = s.predictor.predict(target, topk=topk)
+                    if s.attention:  # where the model looked in the first clip, as an animated GIF
+                        drawn = s.predictor.write_attention(target, Path(d) / "attention")
+                        gif = base64.b64encode(Path(drawn["gif"]).read_bytes()).decode("ascii")
+                        result["attention_gif"] = f"data:image/gif;base64,{gif}"
             except (VidrnnError, ValueError, FileNotFoundError) as e:
                 raise HTTPException(422, f"{name}: {str(e).replace(str(target), 'the upload')}") from None
         result["video"] = name
@@ -139,7 +146,8 @@ table{border-collapse:collapse} td{padding:.2rem .6rem}
 <button type="submit">Label</button></form>
 <div id="status"></div><div id="error"></div>
 <div id="result" hidden><h2 id="title"></h2><table id="topk"></table>
-<h3 id="tl-title" hidden>Label per second</h3><div id="timeline"></div><div id="legend"></div></div>
+<h3 id="tl-title" hidden>Label per second</h3><div id="timeline"></div><div id="legend"></div>
+<h3 id="att-title" hidden>Where the model looks (first clip)</h3><img id="attention" alt="attention overlay" hidden></div>
 <script>
 const $ = (id) => document.getElementById(id);
 const palette = ["#3b7dd8","#d8573b","#3bb273","#a83bd8","#d8b13b","#3bc9d8","#7d7d7d","#d83b8f"];
@@ -174,6 +182,7 @@ function show(j) {
   }
   const tl = j.timeline || [];
   $("tl-title").hidden = tl.length === 0; $("timeline").innerHTML = ""; $("legend").innerHTML = "";
+  $("timeline").style.display = tl.length ? "flex" : "none";
   const colour = {}; let k = 0;
   for (const s of tl) {
     if (!(s.label in colour)) colour[s.label] = palette[k++ % palette.length];
@@ -187,6 +196,8 @@ function show(j) {
     const span = document.createElement("span"); span.style.color = c; span.textContent = `\\u25A0 ${label}  `;
     $("legend").appendChild(span);
   }
+  $("att-title").hidden = $("attention").hidden = !j.attention_gif;
+  if (j.attention_gif) $("attention").src = j.attention_gif;
   $("result").hidden = false;
 }
 </script></body></html>
