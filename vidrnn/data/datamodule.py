@@ -388,11 +388,15 @@ class VideoDataModule(L.LightningDataModule):
             if not samples:
                 continue
             training = part == "train"
-            self.splits[part] = VideoClipDataset(
-                samples, sampler if training else test_sampler, build_clip_transform(c["transform"], training=training),
-                training=training, crop_fraction=float(c["crop_fraction"]) if training else 1.0,
-                decode_size=c["decode_size"], stream=c["stream"], on_error=c["on_error"],
-                num_labels=len(self.classes) if self.multilabel else None, decode_budget=c["decode_budget"])
+            self.splits[part] = self._clip_dataset(samples, sampler if training else test_sampler, training)
+
+    def _clip_dataset(self, samples, sampler, training: bool) -> VideoClipDataset:
+        c = self.cfg
+        return VideoClipDataset(
+            samples, sampler, build_clip_transform(c["transform"], training=training), training=training,
+            crop_fraction=float(c["crop_fraction"]) if training else 1.0, decode_size=c["decode_size"],
+            stream=c["stream"], on_error=c["on_error"], num_labels=len(self.classes) if self.multilabel else None,
+            decode_budget=c["decode_budget"])
 
     def encode_once(self, encode, *, folder: str | Path | None = None, device="cpu") -> dict[str, float]:
         """Replace every split's videos by ``encode(video)`` computed once (a frozen encoder):
@@ -419,10 +423,7 @@ class VideoDataModule(L.LightningDataModule):
         times = {}
         for part, ds in list(self.splits.items()):
             if isinstance(ds, VideoClipDataset) and ds.training:
-                ds = VideoClipDataset(ds.samples, build_sampler(c["sampler"]),
-                                      build_clip_transform(c["transform"], training=False), training=False,
-                                      decode_size=c["decode_size"], stream=c["stream"], on_error=c["on_error"],
-                                      num_labels=len(self.classes) if self.multilabel else None)
+                ds = self._clip_dataset(ds.samples, ds.sampler, training=False)
             where = None
             if folder is not None:
                 where = Path(folder) / part

@@ -136,11 +136,11 @@ def _export(module, args, path: Path, input_names, output_names, dynamic, *, dyn
 
 
 def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike) -> dict:
-    """Write ``encoder.onnx``, ``step.onnx`` and ``export.json`` into ``out`` (see the module
-    docstring).
+    """Write ``model.onnx``, ``encoder.onnx``, ``step.onnx`` and ``export.json`` into ``out``
+    (encoder-forecasters: ``step.onnx``, ``forecast.onnx``; see the module docstring).
 
     Returns:
-        ``{"encoder", "step", "json"}`` paths (forecasters: ``{"step", "forecast", "json"}``).
+        ``{"model", "encoder", "step", "json"}`` paths (forecasters: ``{"step", "forecast", "json"}``).
 
     Raises:
         ConfigError: a model this exporter does not cover (not a recurrent classifier with a
@@ -173,7 +173,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike) -> dict:
     with torch.no_grad():
         feats = model.encode(torch.rand(1, 3, 3, size, size))
     D = feats.shape[-1]
-    _export(_Encoder(copy.deepcopy(model)), (torch.rand(3, 3, size, size),), out / "encoder.onnx", ["frames"], ["features"],
+    _export(_Encoder(model), (torch.rand(3, 3, size, size),), out / "encoder.onnx", ["frames"], ["features"],
             {"frames": {0: torch.export.Dim("N", min=1)}}, dynamo=True)
     _export(_Step(model), (torch.rand(2, 3, D), torch.zeros(L, 2, H), torch.zeros(L, 2, H)), out / "step.onnx",
             ["features", "h0", "c0"], ["frame_logits", "h", "c"],
@@ -307,6 +307,7 @@ def export_torchscript(checkpoint: str | os.PathLike, out: str | os.PathLike) ->
         ConfigError: not a video classifier.
         FileExistsError: ``out`` already holds an export (nothing is overwritten).
     """
+    from vidrnn.inference.predict import frames_per_clip
     from vidrnn.io.files import atomic_write
     from vidrnn.io.sampling import DEFAULT_SAMPLER, build_sampler
 
@@ -319,8 +320,7 @@ def export_torchscript(checkpoint: str | os.PathLike, out: str | os.PathLike) ->
     if (out / "export.json").exists():
         raise FileExistsError(f"{out / 'export.json'} exists; choose another --out (nothing is overwritten)")
     out.mkdir(parents=True, exist_ok=True)
-    s = build_sampler(info.data.get("test_sampler") or info.data.get("sampler") or DEFAULT_SAMPLER)
-    T = int(getattr(s, "num_frames", None) or getattr(s, "num_segments", None) or getattr(s, "clip_len", None) or 8)
+    T = frames_per_clip(build_sampler(info.data.get("test_sampler") or info.data.get("sampler") or DEFAULT_SAMPLER))
     size = int((info.data.get("transform") or {}).get("size", 112))
     with torch.no_grad():
         traced = torch.jit.trace(_Logits(model).eval(), torch.rand(1, T, 3, size, size), check_trace=False)

@@ -9,6 +9,7 @@ described in :mod:`vidrnn.data.features`, which reads it back for training).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import logging
 import os
@@ -26,6 +27,7 @@ from vidrnn.data.features import CACHE_META_KEYS
 from vidrnn.data.transforms import build_clip_transform
 from vidrnn.errors import ConfigError, VideoDecodeError
 from vidrnn.io.decode import VideoReader
+from vidrnn.inference.predict import use_bf16
 from vidrnn.io.files import atomic_write, write_json, write_text
 from vidrnn.io.sampling import FixedRateSampler
 
@@ -110,8 +112,7 @@ def extract_features(
 
     if not 0 <= shard < num_shards:
         raise ConfigError(f"--shard {shard} must be in 0..{num_shards - 1} (--num-shards {num_shards})")
-    if precision not in PRECISIONS:
-        raise ConfigError(f"--precision {precision!r}: expected one of {', '.join(PRECISIONS)}")
+    bf16 = use_bf16(precision)
     out = Path(out)
     (out / "features").mkdir(parents=True, exist_ok=True)
     samples, data_cfg = _samples_from(videos, config, overrides)
@@ -154,14 +155,13 @@ def extract_features(
     writer = _CacheWriter(out / "features", on_error)
     events = _decoded_frames(todo, transform, sampler, decode_size)
     with _prefetched(events, prefetch) as events:
-        _encode_stream(events, enc, writer, batch_size, device, precision, maps)
+        _encode_stream(events, enc, writer, batch_size, device, bf16, maps)
     stats.update(done=writer.done, failed=writer.failed, frames=writer.frames)
     stats["seconds"] = round(time.time() - t0, 3)
     stats["frames_per_s"] = round(stats["frames"] / max(stats["seconds"], 1e-9), 1)
     return stats
 
 
-PRECISIONS = ("fp32", "bf16")
 #: settings of caches made before they were recorded
 _META_DEFAULTS = {"precision": "fp32"}
 
@@ -254,24 +254,21 @@ class _CacheWriter:
         self.open.clear()
 
 
-def _encode_stream(events, enc, writer: _CacheWriter, batch_size: int, device: str, precision: str, maps: bool) -> None:
+def _encode_stream(events, enc, writer: _CacheWriter, batch_size: int, device: str, bf16: bool, maps: bool) -> None:
     batch: list[torch.Tensor] = []
     owners: list[tuple[VideoSample, int]] = []
     dev = torch.device(device)
 
     def flush():
         x = torch.stack(batch)[None].to(dev, non_blocking=True)  # (1, n, 3, S, S)
-        with torch.inference_mode(), torch.autocast(dev.type, torch.bfloat16, enabled=precision == "bf16"):
+        with torch.inference_mode(), torch.autocast(dev.type, torch.bfloat16, enabled=bf16):
             y = enc.forward_maps(x)[0] if maps else enc(x)[0]  # (n, C, h, w) or (n, D)
         y = y.float().cpu().numpy().astype(np.float16)
         start = 0
-        while start < len(owners):  # consecutive rows of one video go in one write
-            s = owners[start][0]
-            stop = start
-            while stop < len(owners) and owners[stop][0] is s:
-                stop += 1
-            writer.write(s, [k for _, k in owners[start:stop]], y[start:stop])
-            start = stop
+        for _, group in itertools.groupby(owners, key=lambda o: id(o[0])):  # one write per video's run of rows
+            rows = [k for _, k in group]
+            writer.write(owners[start][0], rows, y[start:start + len(rows)])
+            start += len(rows)
         batch.clear()
         owners.clear()
 
@@ -322,6 +319,8 @@ def _prefetched(events: Iterator, n: int):
             q.put(done)
         except BaseException as e:  # noqa: BLE001 -- handed to the consumer
             q.put(("raise", e))
+        finally:
+            getattr(events, "close", lambda: None)()  # a stopped generator closes its open video now
 
     def consume():
         while True:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from vidrnn.data.transforms import build_clip_transform
-from vidrnn.errors import VidrnnError
+from vidrnn.errors import ConfigError, VidrnnError
 from vidrnn.inference.checkpoint import load_model
 from vidrnn.io.decode import VideoReader
 from vidrnn.io.sampling import DEFAULT_SAMPLER, FixedRateSampler, build_sampler
@@ -41,9 +41,7 @@ class Predictor:
     """
 
     def __init__(self, model, *, device: str | torch.device = "cpu", batch_views: int = 16, precision: str = "fp32"):
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision={precision!r}: expected 'fp32' or 'bf16'")
-        self.bf16 = precision == "bf16"
+        self.bf16 = use_bf16(precision)
         self.info = model.vidrnn
         if self.info.task != "classification":
             raise ValueError(f"model {self.info.name!r} is a {self.info.task} model, not a video classifier")
@@ -68,8 +66,7 @@ class Predictor:
 
     @property
     def frames_per_clip(self) -> int:
-        s = self.sampler
-        return int(getattr(s, "num_frames", None) or getattr(s, "num_segments", None) or getattr(s, "clip_len", None) or 8)
+        return frames_per_clip(self.sampler)
 
     def _probs(self, clips: torch.Tensor) -> torch.Tensor:
         """uint8 clips ``(V, T, 3, H, W)`` -> class probabilities per clip ``(V, K)``."""
@@ -201,6 +198,28 @@ class Predictor:
                                          map_size=a["map_size"], temporal=a["temporal"], title=title,
                                          title_colour=colour, scale=scale)
         return {"mp4": str(mp4), "gif": str(gif), "predicted": label, "true": truth}
+
+
+#: inference precisions: fp32, or bf16 autocast
+PRECISIONS = ("fp32", "bf16")
+
+
+def use_bf16(precision: str) -> bool:
+    """Whether ``precision`` (one of :data:`PRECISIONS`) asks for bf16 autocast.
+
+    Raises:
+        ConfigError: another value.
+    """
+    if precision not in PRECISIONS:
+        raise ConfigError(f"precision={precision!r}: expected one of {', '.join(PRECISIONS)}")
+    return precision == "bf16"
+
+
+def frames_per_clip(sampler) -> int:
+    """Frames in one clip of ``sampler`` (``num_frames``, ``num_segments`` or ``clip_len``; 8 for
+    a sampler without a fixed length)."""
+    s = sampler
+    return int(getattr(s, "num_frames", None) or getattr(s, "num_segments", None) or getattr(s, "clip_len", None) or 8)
 
 
 def true_label(video, classes: list[str]) -> str | None:

@@ -22,6 +22,7 @@ import torch
 
 from vidrnn.data.transforms import build_clip_transform
 from vidrnn.inference.checkpoint import load_model
+from vidrnn.inference.predict import use_bf16
 from vidrnn.io.decode import VideoReader
 from vidrnn.io.sampling import DEFAULT_SAMPLER, FixedRateSampler, build_sampler
 
@@ -64,9 +65,7 @@ class StreamRunner:
             fps = sampler.fps if isinstance(sampler, FixedRateSampler) else DEFAULT_STREAM_FPS
         if not (fps > 0 and every > 0):
             raise ValueError(f"fps={fps} and every={every}: expected positive numbers")
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision={precision!r}: expected 'fp32' or 'bf16'")
-        self.bf16 = precision == "bf16"
+        self.bf16 = use_bf16(precision)
         self.fps, self.every = float(fps), float(every)
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
@@ -137,11 +136,9 @@ class ForecastStream:
     def __init__(self, model, *, device: str | torch.device = "cpu", precision: str = "fp32"):
         if not (hasattr(model, "step") and hasattr(model, "forecast")):
             raise ValueError(f"{type(model).__name__} is not an encoder-forecaster (no step/forecast)")
-        if precision not in ("fp32", "bf16"):
-            raise ValueError(f"precision={precision!r}: expected 'fp32' or 'bf16'")
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
-        self.bf16 = precision == "bf16"
+        self.bf16 = use_bf16(precision)
         self.state = None
         self.seen = 0  #: frames pushed so far
 

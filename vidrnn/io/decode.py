@@ -227,10 +227,7 @@ class VideoReader:
     def _check_declared(self) -> None:
         """The limits that the headers alone can be checked against, before anything is decoded."""
         lim, s, c = self.limits, self._stream, self._container
-        w, h = _declared_size(s)
-        if w > lim.max_width or h > lim.max_height:
-            raise VideoDecodeError(self.path, f"declares {w}x{h} frames, more than the limit of "
-                                              f"{lim.max_width}x{lim.max_height} (DecodeLimits.max_width/max_height)")
+        self._check_size(*_declared_size(s), "declares")
         rate = s.average_rate or s.guessed_rate
         if rate and float(rate) > lim.max_fps:
             raise VideoDecodeError(self.path, f"declares {float(rate):.4g} frames/s, more than the limit of "
@@ -239,6 +236,11 @@ class VideoReader:
         if max(durations) > lim.max_duration:
             raise VideoDecodeError(self.path, f"declares a duration of {max(durations):.4g} s, more than the limit of "
                                               f"{lim.max_duration:g} s (DecodeLimits.max_duration)")
+
+    def _check_size(self, w: int, h: int, verb: str) -> None:
+        if w > self.limits.max_width or h > self.limits.max_height:
+            raise VideoDecodeError(self.path, f"{verb} {w}x{h} frames, more than the limit of {self.limits.max_width}x"
+                                              f"{self.limits.max_height} (DecodeLimits.max_width/max_height)")
 
     def _check_budget(self) -> None:
         if self.limits.budget is not None and time.monotonic() - self._t0 > self.limits.budget:
@@ -261,9 +263,7 @@ class VideoReader:
         first = self._first_frame()
         rotation = _rotation_of(first)
         w, h = first.width, first.height
-        if w > self.limits.max_width or h > self.limits.max_height:
-            raise VideoDecodeError(self.path, f"has {w}x{h} frames, more than the limit of {self.limits.max_width}x"
-                                              f"{self.limits.max_height} (DecodeLimits.max_width/max_height)")
+        self._check_size(w, h, "has")
         if rotation in (90, 270):
             w, h = h, w
         if fps <= 0 and duration > 0 and num_frames > 0:
@@ -310,11 +310,14 @@ class VideoReader:
                 pts.append(round(t / self._tb) + self._start_pts)
                 if f.key_frame:
                     keys.append(pts[-1])
-        if not pts:
-            raise VideoDecodeError(self.path, "no frame has a timestamp; cannot address frames")
-        ts = (np.array(sorted(set(pts)), dtype=np.float64) - self._start_pts) * self._tb
+            if not pts:
+                raise VideoDecodeError(self.path, "no frame has a timestamp; cannot address frames")
+            self._set_index(pts, keys)
+
+    def _set_index(self, pts: list, keys: list) -> None:
+        """Cache frame and keyframe times (stream units -> sorted seconds from the start)."""
+        self._timestamps = (np.array(sorted(set(pts)), dtype=np.float64) - self._start_pts) * self._tb
         self._keyframes = (np.array(sorted(set(keys or pts[:1])), dtype=np.float64) - self._start_pts) * self._tb
-        self._timestamps = ts
 
     def _demux_index(self) -> tuple[list, list]:
         """Presentation times (stream units) of the packets and of the keyframe packets, read by
@@ -332,8 +335,7 @@ class VideoReader:
         except av.FFmpegError:
             pass  # a truncated file: keep the packets read so far
         if pts:
-            self._timestamps = (np.array(sorted(set(pts)), dtype=np.float64) - self._start_pts) * self._tb
-            self._keyframes = (np.array(sorted(set(keys or pts[:1])), dtype=np.float64) - self._start_pts) * self._tb
+            self._set_index(pts, keys)
         return pts, keys
 
     def keyframe_times(self) -> np.ndarray:
@@ -405,29 +407,6 @@ class VideoReader:
 
     def iter_frames_at(self, times: Sequence[float], *, seek: str = "exact",
                        tolerance: float | None = None) -> Iterator[tuple[int, torch.Tensor, float]]:
-        """Decode the frames shown at ``times`` (see :meth:`_iter_frames_at`); any failure of the
-        file surfaces as :class:`VideoDecodeError`.
-
-        Raises:
-            VideoDecodeError: the stream fails to decode, a limit is exceeded (more than
-                ``limits.max_frames`` times, the decode budget), or the file is damaged.
-        """
-        if seek not in ("exact", "keyframe"):
-            raise ValueError(f"seek={seek!r}: expected 'exact' or 'keyframe'")
-        if tolerance is not None and not tolerance >= 0:
-            raise ValueError(f"tolerance={tolerance!r}: expected seconds >= 0 or None")
-        if len(times) > self.limits.max_frames:
-            raise VideoDecodeError(self.path, f"{len(times)} frames asked for, more than the limit of "
-                                              f"{self.limits.max_frames} (DecodeLimits.max_frames)")
-        try:
-            yield from self._iter_frames_at(times, seek=seek, tolerance=tolerance)
-        except VideoDecodeError:
-            raise
-        except (ValueError, *_decode_failures()) as e:  # the arguments were checked: the file is at fault
-            raise VideoDecodeError(self.path, f"the file is damaged ({type(e).__name__}: {e})") from e
-
-    def _iter_frames_at(self, times: Sequence[float], *, seek: str = "exact",
-                        tolerance: float | None = None) -> Iterator[tuple[int, torch.Tensor, float]]:
         """Decode the frames shown at ``times`` (seconds), in increasing time order.
 
         Yields ``(i, frame, pts)`` where ``i`` indexes ``times``, ``frame`` is uint8
@@ -452,12 +431,27 @@ class VideoReader:
         and seek less eagerly after a seek that landed behind the decoder's position).
 
         Raises:
-            VideoDecodeError: the stream fails to decode.
+            VideoDecodeError: the stream fails to decode, a limit is exceeded (more than
+                ``limits.max_frames`` times, the decode budget), or the file is damaged: any
+                failure of the file surfaces as this error.
+            ValueError: a bad ``seek`` or ``tolerance``.
         """
         if seek not in ("exact", "keyframe"):
             raise ValueError(f"seek={seek!r}: expected 'exact' or 'keyframe'")
         if tolerance is not None and not tolerance >= 0:
             raise ValueError(f"tolerance={tolerance!r}: expected seconds >= 0 or None")
+        if len(times) > self.limits.max_frames:
+            raise VideoDecodeError(self.path, f"{len(times)} frames asked for, more than the limit of "
+                                              f"{self.limits.max_frames} (DecodeLimits.max_frames)")
+        try:
+            yield from self._iter_frames_at(times, seek=seek, tolerance=tolerance)
+        except VideoDecodeError:
+            raise
+        except (ValueError, *_decode_failures()) as e:  # the arguments were checked: the file is at fault
+            raise VideoDecodeError(self.path, f"the file is damaged ({type(e).__name__}: {e})") from e
+
+    def _iter_frames_at(self, times: Sequence[float], *, seek: str, tolerance: float | None):
+        """:meth:`iter_frames_at` with its arguments checked."""
         if seek == "keyframe":
             yield from self._iter_keyframes(times, tolerance)
             return
@@ -567,6 +561,7 @@ class VideoReader:
         hi = keys[np.minimum(j, len(keys) - 1)]
         nearest = np.where(np.abs(t - lo) <= np.abs(hi - t), j - 1, j).clip(0, len(keys) - 1)
         near = np.ones(len(t), bool) if tolerance is None else np.abs(keys[nearest] - t) <= tolerance + _EPS
+
         def between(a: int, b: int) -> int:  # packets the demuxer would read going from keyframe a to b
             return int(ordinal[b] - ordinal[a])
 

@@ -62,13 +62,19 @@ def aggregation_weights(kind: str, T: int, device=None) -> torch.Tensor:
     """
     if kind not in AGGREGATIONS:
         raise ValueError(f"aggregate={kind!r}: expected one of {AGGREGATIONS}")
+    return _weights_over(kind, torch.ones(T, device=device))
+
+
+def _weights_over(kind: str, ones: torch.Tensor) -> torch.Tensor:
+    """:func:`aggregation_weights` for ``T = len(ones)``, computed from the tensor alone (no
+    Python length), so that a traced or exported graph works at any T."""
     if kind == "last":
-        w = torch.zeros(T, device=device)
-        w[-1] = 1.0
-    elif kind == "linear" and T > 1:
-        w = torch.linspace(0.0, 1.0, T, device=device)
+        w = (ones.cumsum(0) == ones.sum()).to(ones.dtype)
+    elif kind == "linear":
+        r = ones.cumsum(0) - 1  # 0, 1, ..., T-1
+        w = torch.where(r.max() > 0, r / r.max().clamp_min(1), ones)
     else:
-        w = torch.ones(T, device=device)
+        w = ones
     return w / w.sum()
 
 
@@ -170,17 +176,8 @@ class FrameOutputClassifier(VideoClassifier):
     multilabel = False  #: independent sigmoid outputs (set by models that support multi-label)
 
     def _weights_like(self, frame_logits: torch.Tensor) -> torch.Tensor:
-        """:meth:`frame_weights` for ``frame_logits (B, T, K)``, computed from the tensor itself
-        (no Python length), so that an exported graph works at any T."""
-        ones = torch.ones_like(frame_logits[0, :, 0])  # (T,)
-        if self.aggregate_mode == "last":
-            w = (ones.cumsum(0) == ones.sum()).to(ones.dtype)
-        elif self.aggregate_mode == "linear":
-            r = ones.cumsum(0) - 1  # 0, 1, ..., T-1
-            w = torch.where(r.max() > 0, r / r.max().clamp_min(1), ones)
-        else:
-            w = ones
-        return w / w.sum()
+        """:meth:`frame_weights` for ``frame_logits (B, T, K)``, with T taken from the tensor."""
+        return _weights_over(self.aggregate_mode, torch.ones_like(frame_logits[0, :, 0]))
 
     def aggregate(self, frame_logits: torch.Tensor) -> torch.Tensor:
         """Per-step logits ``(B, T, K)`` -> video log-probabilities ``(B, K)``; multi-label models:
