@@ -656,7 +656,8 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "traced at the checkpoint's clip length)")
     ex.add_argument("--out", required=True, help="output folder (an existing export there is not overwritten)")
 
-    sv = sub.add_parser("serve", help="a local web page: upload a video, see its labels and timeline")
+    sv = sub.add_parser("serve", help="a local web page: labels and attention of a video, a caption with its "
+                                      "attention, a radar or Moving MNIST forecast beside the truth")
     sv.add_argument("checkpoints", nargs="+", metavar="CHECKPOINT")
     sv.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
     sv.add_argument("--port", type=int, default=8000)

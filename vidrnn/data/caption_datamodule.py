@@ -311,6 +311,18 @@ def _read_items(s: dict):
     return readers[s["source"]](s["captions"], s["root"], on_missing=s["on_missing"])
 
 
+def test_items(cfg: dict) -> list[CaptionItem]:
+    """The test split's items of a file-based ``data`` section (empty for the embedded sources).
+
+    Raises:
+        ConfigError, FileNotFoundError, DataError: as :class:`CaptionDataModule`.
+    """
+    s = validate_caption_data_settings(cfg)
+    if s["source"] in EMBEDDED:
+        return []
+    return _split_items(_read_items(s).items, s)["test"]
+
+
 class CaptionDataModule(L.LightningDataModule):
     """Train/val/test caption data for :class:`~vidrnn.tasks.captioning.CaptioningTask`.
 

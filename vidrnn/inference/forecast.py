@@ -5,7 +5,8 @@ Inputs (each one of):
 * nothing -- the first ``num`` sequences of the test split described by the checkpoint's own data
   settings (generated Moving MNIST, or the test radar event);
 * a ``.npy`` file -- the standard ``mnist_test_seq.npy`` layout ``(T, N, H, W)`` uint8, or one
-  sequence ``(T, H, W)`` (uint8, or floats in [0, 1]);
+  sequence ``(T, H, W)`` (uint8, or floats in [0, 1]); for a radar checkpoint one ``(T, H, W)``
+  sequence of rain rates in mm/h (NaN where missing), cut into windows like the radar folders;
 * a folder of radar files (FMI ``*.pgm.gz`` or KNMI ``*.h5``): its first ``num`` windows.
 
 For every sequence it writes ``<name>.png`` (input | truth | forecast) and ``<name>.gif`` (truth
@@ -27,10 +28,11 @@ from vidrnn.data.radar import RadarWindows, load_radar_sequence
 from vidrnn.io.files import write_json
 from vidrnn.metrics.forecasting import ForecastMetrics
 from vidrnn.metrics.nowcasting import DEFAULT_THRESHOLDS
+from vidrnn.metrics.rainrate import from_unit
 from vidrnn.tasks.forecasting import NowcastEvaluation
 from vidrnn.viz.forecast import forecast_gif, forecast_grid, lead_time_plot
 
-__all__ = ["forecast_inputs", "predict_forecasts"]
+__all__ = ["ForecastPredictor", "forecast_inputs", "predict_forecasts"]
 
 
 class _ArraySequences(Dataset):
@@ -69,7 +71,20 @@ def forecast_inputs(spec: str | None, settings: dict) -> tuple[str, Dataset]:
                                     random_crop=False,
                                     stride=T_out, a=float(r.get("zr_a", 200.0)), b=float(r.get("zr_b", 1.6)))
     if p.suffix == ".npy":
-        a = np.load(p, mmap_mode="r")
+        try:
+            a = np.load(p, mmap_mode="r")  # no pickles: allow_pickle stays False
+        except (ValueError, OSError, EOFError) as e:
+            raise ValueError(f"{p}: not a readable .npy array ({e})") from None
+        if settings.get("kind") == "radar":
+            if a.ndim != 3 or a.dtype.kind != "f":
+                raise ValueError(f"{p}: a radar model takes one (T, H, W) float sequence of rain rates in mm/h, "
+                                 f"got shape {a.shape} of {a.dtype}")
+            r = settings.get("radar") or {}
+            crop = r.get("eval_crop")
+            crop = crop if crop and crop <= min(a.shape[1:]) else None
+            return p.stem, RadarWindows(np.asarray(a), in_frames=T_in, out_frames=T_out, crop=crop, random_crop=False,
+                                        stride=T_out, a=float(settings.get("zr_a", 200.0)),
+                                        b=float(settings.get("zr_b", 1.6)))
         if a.ndim == 4:
             a = np.swapaxes(a, 0, 1)  # (N, T, H, W)
         elif a.ndim == 3:
@@ -81,6 +96,55 @@ def forecast_inputs(spec: str | None, settings: dict) -> tuple[str, Dataset]:
             raise ValueError(f"{p}: sequences of {a.shape[1]} frames; the model needs {T_in} + {T_out}")
         return p.stem, _ArraySequences(a, T_in, T_out)
     raise ValueError(f"{p}: expected a .npy array or a folder of radar files")
+
+
+class ForecastPredictor:
+    """A trained encoder-forecaster with its data settings: forecast one window and score it.
+
+    Args:
+        model: a forecaster from :func:`vidrnn.inference.checkpoint.load_model`.
+        device: where to run it.
+
+    Raises:
+        ValueError: ``model`` is not a forecaster.
+    """
+
+    def __init__(self, model, *, device: str | torch.device = "cpu"):
+        info = model.vidrnn
+        if info.task != "forecasting":
+            raise ValueError(f"model {info.name!r} is a {info.task} model, not a forecaster")
+        self.info, self.device = info, torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.settings = dict(info.data)
+        self.radar = self.settings.get("kind") == "radar"
+        self.num_input, self.num_output = int(self.settings["num_input"]), int(self.settings["num_output"])
+        #: minutes between radar frames (1 "frame" for Moving MNIST)
+        self.step = float(self.settings.get("timestep_minutes", 5)) if self.radar else 1.0
+        self.thresholds = list(self.settings.get("thresholds") or DEFAULT_THRESHOLDS)
+
+    def inputs(self, spec: str | None) -> tuple[str, Dataset]:
+        """:func:`forecast_inputs` with this checkpoint's settings (``None``: its test split)."""
+        return forecast_inputs(spec, self.settings)
+
+    @torch.no_grad()
+    def forecast(self, item: dict) -> torch.Tensor:
+        """The forecast ``(T_out, C, H, W)`` on the unit scale [0, 1] for one dataset item
+        (``item["input"]`` ``(T_in, C, H, W)``)."""
+        x = item["input"][None].to(self.device)
+        return torch.sigmoid(self.model(x, self.num_output).float())[0]
+
+    def rain(self, unit: torch.Tensor) -> torch.Tensor:
+        """Unit-scale frames of a radar model as rain rate (mm/h)."""
+        return from_unit(unit.float(), float(self.settings.get("zr_a", 200.0)), float(self.settings.get("zr_b", 1.6)))
+
+    def evaluation(self, *, extrapolation: bool | None = None) -> NowcastEvaluation:
+        """The radar scores (model, persistence and pysteps extrapolation) of this checkpoint;
+        ``extrapolation=None`` scores pysteps extrapolation as the data settings say
+        (``radar.pysteps_baseline``)."""
+        if extrapolation is None:
+            extrapolation = (self.settings.get("radar") or {}).get("pysteps_baseline", True)
+        return NowcastEvaluation(self.thresholds, zr_a=self.settings.get("zr_a", 200.0),
+                                 zr_b=self.settings.get("zr_b", 1.6), extrapolation=extrapolation).to(self.device)
 
 
 @torch.no_grad()
@@ -106,24 +170,18 @@ def predict_forecasts(model, specs: list[str], out_dir: str | os.PathLike, *, nu
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"output folder {out} exists and is not empty; choose another --output-dir")
-    info = model.vidrnn
-    model = model.to(device).eval()
-    settings = dict(info.data)
-    radar = settings.get("kind") == "radar"
+    fp = ForecastPredictor(model, device=device)
+    info, radar = fp.info, fp.radar
     metrics = ForecastMetrics(ssim=True).to(device)
-    scores = None
-    if radar:
-        scores = NowcastEvaluation(settings.get("thresholds") or DEFAULT_THRESHOLDS, zr_a=settings.get("zr_a", 200.0),
-                                   zr_b=settings.get("zr_b", 1.6),
-                                   extrapolation=(settings.get("radar") or {}).get("pysteps_baseline", True)).to(device)
-    inputs = [forecast_inputs(spec, settings) for spec in (specs or [None])]  # all inputs checked before writing
+    scores = fp.evaluation() if radar else None
+    inputs = [fp.inputs(spec) for spec in (specs or [None])]  # all inputs checked before writing
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for spec, (name, ds) in zip(specs or [None], inputs):
         for i in range(min(num, len(ds))):
             item = ds[i]
             x, y = item["input"][None].to(device), item["target"][None].to(device)
-            pred = torch.sigmoid(model(x, y.shape[1]).float())  # (1, T_out, C, H, W) in [0, 1]
+            pred = fp.forecast(item)[None]  # (1, T_out, C, H, W) in [0, 1]
             metrics.update(pred, y)
             stem = f"{name}_{i:03d}"
             if scores is not None:
@@ -135,7 +193,7 @@ def predict_forecasts(model, specs: list[str], out_dir: str | os.PathLike, *, nu
             written.append({"input": spec or "test split", "index": i, "png": str(out / f"{stem}.png"),
                             "gif": str(out / f"{stem}.gif"), "mse_per_frame": mse})
     res = {k: v.tolist() for k, v in metrics.compute().items()}
-    step = float(settings.get("timestep_minutes", 5)) if radar else 1.0
+    step = fp.step
     xlabel = "lead time (min)" if radar else "lead time (frames)"
     if scores is not None:
         res.update(scores.compute())

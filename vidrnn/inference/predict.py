@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -99,6 +99,24 @@ class Predictor:
         Raises:
             FileNotFoundError, VideoDecodeError: the video cannot be read.
         """
+        for event in self.predict_events(path, topk=topk, timeline=timeline, window=window,
+                                         timeline_min_duration=timeline_min_duration):
+            pass
+        return event["result"]
+
+    def predict_events(self, path: str | Path, *, topk: int = 5, timeline: bool | None = None,
+                       window: float | None = None, timeline_min_duration: float = 10.0) -> Iterator[dict]:
+        """:meth:`predict` as it goes, for showing progress on long videos (``vidrnn serve``).
+
+        Yields:
+            ``{"progress": {"done", "total"}, "result": partial}`` after the top-k labels and after
+            every ``batch_views`` seconds of the timeline (``done``/``total`` in timeline seconds;
+            ``partial`` is the result so far, its timeline growing), then ``{"result": result}``
+            with :meth:`predict`'s result.
+
+        Raises:
+            FileNotFoundError, VideoDecodeError: the video cannot be read.
+        """
         k = min(topk, len(self.classes))
         with VideoReader(path, stream=self.stream, size=self.decode_size) as r:
             ts = r.frame_timestamps() if self.sampler.needs_timestamps else None
@@ -116,10 +134,15 @@ class Predictor:
             if self.multilabel:
                 result["present"] = [c for c, p in zip(self.classes, probs.tolist()) if p >= 0.5]
             if timeline or (timeline is None and duration > timeline_min_duration):
-                result["timeline"] = list(self._timeline(r, duration, window))
-        return result
+                total = max(1, int(math.ceil(duration - 1e-6)))
+                yield {"progress": {"done": 0, "total": total}, "result": result}
+                for entries in self._timeline(r, duration, window):
+                    result["timeline"].extend(entries)
+                    yield {"progress": {"done": len(result["timeline"]), "total": total}, "result": result}
+        yield {"result": result}
 
-    def _timeline(self, reader: VideoReader, duration: float, window: float | None) -> Iterable[dict]:
+    def _timeline(self, reader: VideoReader, duration: float, window: float | None) -> Iterator[list[dict]]:
+        """The per-second labels, ``batch_views`` seconds at a time."""
         T = self.frames_per_clip
         if window is None:
             window = T / self.sampler.fps if isinstance(self.sampler, FixedRateSampler) else 2.0
@@ -132,13 +155,15 @@ class Predictor:
             times = np.clip(centres[:, None] + offs[None], 0.0, max(duration - 1e-3, 0.0))  # (n, T)
             clips = reader.get_frames_at(times.reshape(-1), **self.sampler.decode_options)[0].unflatten(0, times.shape)
             probs = self._probs(clips)
+            entries = []
             for s, p in zip(secs, probs):
                 i = int(p.argmax())
                 entry = {"start": float(s), "end": float(min(s + 1, duration)), "label": self.classes[i],
                          "prob": float(p[i])}
                 if self.multilabel:  # every label the model says is under way in this second
                     entry["present"] = [c for c, q in zip(self.classes, p.tolist()) if q >= 0.5]
-                yield entry
+                entries.append(entry)
+            yield entries
 
     @torch.no_grad()
     def attention_clip(self, path: str | Path) -> dict:

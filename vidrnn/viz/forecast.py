@@ -14,7 +14,7 @@ import numpy as np
 from vidrnn.io.write import write_gif
 from vidrnn.viz.figures import save_figure
 
-__all__ = ["forecast_grid", "forecast_gif", "lead_time_plot"]
+__all__ = ["forecast_grid", "forecast_gif", "lead_time_plot", "COLOUR_SCALES", "colour_frames", "colour_legend"]
 
 
 def _np(frames) -> np.ndarray:
@@ -115,3 +115,67 @@ def lead_time_plot(series: dict[str, list[float]], path: str | os.PathLike, *, y
     path = _save_fig(fig, Path(path))
     plt.close(fig)
     return path
+
+
+#: colour scales for showing frames: name -> (level boundaries, unit shown with them). Values below
+#: the first level are "no rain" (white); the rain scales follow the usual radar display levels.
+COLOUR_SCALES = {
+    "intensity": (tuple(np.linspace(0.0, 1.0, 11).round(2)), "intensity (0-1)"),
+    "mm/h": ((0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 50.0, 100.0), "rain rate (mm/h)"),
+    "dBZ": ((10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0, 45.0, 50.0, 55.0, 60.0), "reflectivity (dBZ)"),
+}
+_MISSING = np.array([0.55, 0.55, 0.55])  # NaN (no radar coverage): grey
+
+
+def _scale_colours(scale: str) -> tuple[tuple, np.ndarray]:
+    from matplotlib import colormaps
+
+    if scale not in COLOUR_SCALES:
+        raise ValueError(f"colour scale {scale!r}: expected one of {', '.join(COLOUR_SCALES)}")
+    levels = COLOUR_SCALES[scale][0]
+    n = len(levels) - 1
+    if scale == "intensity":  # a grey ramp, black = 0
+        return levels, np.repeat(((np.arange(n) + 0.5) / n)[:, None], 3, axis=1)
+    return levels, colormaps["turbo"](np.linspace(0.15, 0.95, n))[:, :3]
+
+
+def colour_frames(frames, scale: str = "intensity") -> np.ndarray:
+    """One-channel frames coloured by a scale of :data:`COLOUR_SCALES`.
+
+    Args:
+        frames: ``(T, H, W)`` or ``(T, 1, H, W)`` values in the scale's unit (intensity in [0, 1],
+            rain rate in mm/h, reflectivity in dBZ); NaN = missing (drawn grey).
+        scale: ``"intensity"`` (grey ramp), ``"mm/h"`` or ``"dBZ"`` (discrete levels, white below
+            the first).
+
+    Returns:
+        ``(T, H, W, 3)`` uint8 RGB.
+
+    Raises:
+        ValueError: unknown scale or frames of another shape.
+    """
+    a = frames.detach().float().cpu().numpy() if hasattr(frames, "detach") else np.asarray(frames, dtype=np.float32)
+    if a.ndim == 4 and a.shape[1] == 1:
+        a = a[:, 0]
+    if a.ndim != 3:
+        raise ValueError(f"frames: expected (T, H, W) or (T, 1, H, W), got shape {a.shape}")
+    levels, colours = _scale_colours(scale)
+    if scale == "intensity":
+        rgb = np.repeat(np.clip(np.nan_to_num(a), 0.0, 1.0)[..., None], 3, axis=-1)
+    else:
+        k = np.digitize(np.nan_to_num(a, nan=-np.inf), levels) - 1  # -1 below the first level
+        rgb = np.where((k >= 0)[..., None], colours[np.clip(k, 0, len(colours) - 1)], 1.0)
+    rgb = np.where(np.isnan(a)[..., None], _MISSING, rgb)
+    return (rgb * 255 + 0.5).astype(np.uint8)
+
+
+def colour_legend(scale: str = "intensity") -> dict:
+    """The legend of a scale: ``{"unit", "levels": [{"from", "to", "colour": "#rrggbb"}]}`` (the
+    last level is open above)."""
+    levels, colours = _scale_colours(scale)
+    rows = []
+    for i, c in enumerate(colours):
+        hexc = "#" + "".join(f"{int(v * 255 + 0.5):02x}" for v in c)
+        rows.append({"from": float(levels[i]), "to": float(levels[i + 1]) if i + 1 < len(colours) else None,
+                     "colour": hexc})
+    return {"unit": COLOUR_SCALES[scale][1], "levels": rows}
