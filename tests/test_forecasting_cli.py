@@ -1,5 +1,6 @@
 import json
 
+import numpy as np
 import pytest
 
 from vidrnn import cli
@@ -85,6 +86,14 @@ def test_fit_on_one_radar_event_test_on_another(tmp_path, shared_data, capsys):
     assert cli.main(["predict", str(run / "checkpoints" / "best.ckpt"), str(radar / "fmi"), "--num", "1",
                      "--output-dir", str(pred)]) == 0
     assert (pred / "lead_time.png").is_file() and (pred / "fmi_000.gif").is_file()
+    # a radar sequence as a .npy array of rain rates (mm/h) is scored like a folder of radar files
+    rain = np.zeros((6, 24, 24), np.float32)
+    rain[:, 4:14, 6:16] = 4.0
+    np.save(tmp_path / "cell.npy", rain)
+    assert cli.main(["predict", str(run / "checkpoints" / "best.ckpt"), str(tmp_path / "cell.npy"),
+                     "--output-dir", str(tmp_path / "pred_npy")]) == 0
+    m = json.loads((tmp_path / "pred_npy" / "metrics.json").read_text())["metrics"]
+    assert m["persistence"]["csi"][0] == [1.0, 1.0]  # a still cell: persistence is perfect at 0.5 mm/h
 
 
 def test_scheduled_sampling_decays_over_epochs(tmp_path, shared_data):

@@ -242,3 +242,18 @@ def test_a_forecaster_takes_an_uploaded_npy_sequence_and_refuses_other_files(rad
     np.save(buf, np.array([{"a": 1}], dtype=object), allow_pickle=True)  # a pickle inside: never loaded
     r = client.post("/api/predict?model=m0", files={"file": ("obj.npy", buf.getvalue())})
     assert r.status_code == 422 and "obj.npy" in r.json()["error"]
+
+
+def test_a_moving_mnist_forecast_with_its_intensity_scale_and_errors(tmp_path):
+    run = tmp_path / "mm"
+    assert main(["fit", "-c", "convlstm_movingmnist", "--run-dir", str(run), "model.name=convlstm_tiny",
+                 "trainer.max_epochs=1", "data.num_workers=0", "data.batch_size=4", "data.moving_mnist.num_train=8",
+                 "data.moving_mnist.num_val=4", "data.moving_mnist.num_test=4", "data.num_input=3",
+                 "data.num_output=2", "forecasting.ssim=false", "--no-test"]) == 0
+    client = TestClient(create_app([str(run / "checkpoints" / "last.ckpt")]))
+    m = client.get("/api/models").json()[0]
+    assert not m["radar"] and m["step_unit"] == "frame" and [e["name"] for e in m["examples"]] == [
+        f"test sequence {i}" for i in range(4)]
+    j = client.get("/api/example?model=m0&example=3").json()
+    assert list(j["views"]) == ["intensity"] and j["views"]["intensity"]["legend"]["unit"] == "intensity (0-1)"
+    assert j["lead_times"] == [1.0, 2.0] and len(j["scores"]["mse"]) == 2 and 0 < j["scores"]["ssim"][0] <= 1
