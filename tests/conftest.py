@@ -55,3 +55,27 @@ def write_video(path, frames, *, fps=10, codec="libx264", pts=None, time_base=No
         for p in s.encode():
             c.mux(p)
     return path
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header (valid CRC) declares ``width`` x ``height`` pixels over a tiny image."""
+    import io
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", (8, 8)).save(buf, "PNG")
+    data = bytearray(buf.getvalue())
+    ihdr = bytearray(data[12:29])  # b"IHDR" + 13 bytes
+    struct.pack_into(">II", ihdr, 4, width, height)
+    data[12:29] = ihdr
+    struct.pack_into(">I", data, 29, zlib.crc32(bytes(ihdr)) & 0xFFFFFFFF)
+    return bytes(data)
+
+
+@pytest.fixture
+def png_declaring():
+    """:func:`_png_declaring`: crafted PNG headers (decompression bombs)."""
+    return _png_declaring

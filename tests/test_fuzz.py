@@ -88,25 +88,7 @@ def test_a_checkpoint_that_would_run_code_is_refused_and_nothing_runs(tmp_path, 
     assert "truncated.ckpt: not a readable PyTorch checkpoint" in capsys.readouterr().err
 
 
-def _png_declaring(width: int, height: int) -> bytes:
-    """A PNG whose header (valid CRC) declares ``width`` x ``height`` pixels over a tiny image."""
-    import io
-    import struct
-    import zlib
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.new("RGB", (8, 8)).save(buf, "PNG")
-    data = bytearray(buf.getvalue())
-    ihdr = bytearray(data[12:29])  # b"IHDR" + 13 bytes
-    struct.pack_into(">II", ihdr, 4, width, height)
-    data[12:29] = ihdr
-    struct.pack_into(">I", data, 29, zlib.crc32(bytes(ihdr)) & 0xFFFFFFFF)
-    return bytes(data)
-
-
-def test_other_bad_inputs_get_a_clear_error_naming_the_file(tmp_path, shared_data):
+def test_other_bad_inputs_get_a_clear_error_naming_the_file(tmp_path, shared_data, png_declaring):
     import io
 
     from PIL import Image
@@ -119,7 +101,7 @@ def test_other_bad_inputs_get_a_clear_error_naming_the_file(tmp_path, shared_dat
     buf = io.BytesIO()
     Image.new("RGB", (64, 64), (200, 10, 10)).save(buf, "JPEG")
     (tmp_path / "trunc.jpg").write_bytes(buf.getvalue()[:300])
-    (tmp_path / "bomb.png").write_bytes(_png_declaring(100_000, 100_000))  # 1e10 pixels declared
+    (tmp_path / "bomb.png").write_bytes(png_declaring(100_000, 100_000))  # 1e10 pixels declared
     cases = [
         (lambda p: read_image(p, 32), "trunc.jpg", DataError, "not a readable image"),
         (lambda p: read_image(p, 32), "bomb.png", DataError, "DecompressionBombError"),  # Pillow's guard is on

@@ -138,7 +138,7 @@ def captioner(tmp_path_factory):
     return run / "checkpoints" / "last.ckpt"
 
 
-def test_a_captioner_describes_an_image_with_its_attention_figure(captioner, tmp_path, shared_data):
+def test_a_captioner_describes_an_image_with_its_attention_figure(captioner, tmp_path, shared_data, png_declaring):
     import base64
 
     from torchvision.utils import save_image
@@ -166,6 +166,8 @@ def test_a_captioner_describes_an_image_with_its_attention_figure(captioner, tmp
     truncated = image.read_bytes()[:60]
     r = captioner.post("/api/predict?model=m0", files={"file": ("t.png", truncated)})
     assert r.status_code == 422 and "t.png" in r.json()["error"]
+    r = captioner.post("/api/predict?model=m0", files={"file": ("bomb.png", png_declaring(100_000, 100_000))})
+    assert r.status_code == 422 and "decompression bomb" in r.json()["error"]
 
 
 # ------------------------------------------------------------------------------ forecasting
@@ -257,3 +259,21 @@ def test_a_moving_mnist_forecast_with_its_intensity_scale_and_errors(tmp_path):
     j = client.get("/api/example?model=m0&example=3").json()
     assert list(j["views"]) == ["intensity"] and j["views"]["intensity"]["legend"]["unit"] == "intensity (0-1)"
     assert j["lead_times"] == [1.0, 2.0] and len(j["scores"]["mse"]) == 2 and 0 < j["scores"]["ssim"][0] <= 1
+
+
+def test_a_video_captioner_takes_an_uploaded_clip(tmp_path):
+    from vidrnn.data.digit_captions import DigitEvents
+    from vidrnn.inference.caption import caption_files
+    from vidrnn.io.write import write_mp4
+
+    run = tmp_path / "run"
+    assert main(["fit", "model.name=temporal_attention_captioner_tiny", "data.source=digit_events",
+                 "data.num_train=16", "data.num_val=4", "data.num_test=4", "data.batch_size=8",
+                 "trainer.max_epochs=1", "--no-test", "--run-dir", str(run)]) == 0
+    ckpt = run / "checkpoints" / "last.ckpt"
+    client = TestClient(create_app([str(ckpt)]))
+    assert client.get("/api/models").json()[0]["media"] == "video"
+    clip = write_mp4(DigitEvents("test", 1)[0]["video"].permute(0, 2, 3, 1), tmp_path / "clip.mp4", fps=8)
+    j = client.post("/api/predict?model=m0", files={"file": ("clip", clip.read_bytes())}).json()  # no extension
+    assert j["media"] == "video" and j["caption"] == next(caption_files(ckpt, [clip], beam_size=3))["caption"]
+    assert j["attention_png"].startswith("data:image/png;base64,")  # the word x frame attention figure

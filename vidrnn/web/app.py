@@ -51,15 +51,19 @@ def _run(served, source, name: str, workdir: Path, cleanup: bool) -> Iterator:
     as JSON lines; the first item tells success: an event line, or an ``(status, message)`` error."""
     q: queue.Queue = queue.Queue()
 
+    def hide(e: Exception) -> str:  # the server's paths stay on the server
+        msg = str(e).replace(str(source), "the upload") if isinstance(source, Path) else str(e)
+        return msg.replace(str(workdir), "the request folder")
+
     def work():
         try:
             with served.lock:
                 for event in served.events(source, name, workdir):
                     q.put(json.dumps(event))  # serialised here: the worker may change the dicts afterwards
         except (VidrnnError, ValueError, FileNotFoundError, IndexError) as e:
-            q.put((422, f"{name}: {str(e).replace(str(workdir), '')}"))
+            q.put((422, f"{name}: {hide(e)}"))
         except Exception as e:  # noqa: BLE001 -- the page shows it, the server keeps serving
-            q.put((500, f"{name}: {e.__class__.__name__}: {e}"))
+            q.put((500, f"{name}: {e.__class__.__name__}: {hide(e)}"))
         finally:
             if cleanup:
                 shutil.rmtree(workdir, ignore_errors=True)

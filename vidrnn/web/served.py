@@ -167,7 +167,9 @@ class ServedCaptioner(Served):
         try:  # by content: an image Pillow identifies, else a video (the decoder then decides)
             with Image.open(upload) as im:
                 fmt = (im.format or "png").lower()
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        except Image.DecompressionBombError as e:  # Pillow's guard: refused before decoding
+            raise UploadRefused(f"refused: {e}") from None
+        except (UnidentifiedImageError, OSError, ValueError):
             fmt = None
         suffix = {"jpeg": ".jpg", "mpo": ".jpg"}.get(fmt, f".{fmt}") if fmt else ".video"
         if fmt == "gif" and self.predictor.video:
