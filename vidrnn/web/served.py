@@ -68,10 +68,11 @@ class Served:
     def __init__(self, ident: str, checkpoint: str, model):
         self.id, self.checkpoint, self.info = ident, str(checkpoint), model.vidrnn
         self.lock = threading.Lock()
+        self._examples: list[dict] = []
 
     def examples(self) -> list[dict]:
         """``[{"name", "label"}]`` offered beside the upload (index = position)."""
-        return []
+        return self._examples
 
     def describe(self) -> dict:
         return {"id": self.id, "checkpoint": Path(self.checkpoint).name, "model": self.info.name, "task": self.task,
@@ -117,9 +118,6 @@ class ServedClassifier(Served):
     def describe(self) -> dict:
         return {**super().describe(), "classes": len(self.info.class_names), "attention": self.attention}
 
-    def examples(self) -> list[dict]:
-        return self._examples
-
     def events(self, source, name: str, workdir: Path) -> Iterator[dict]:
         path = Path(source["path"]) if isinstance(source, dict) else source
         sent = 0
@@ -157,9 +155,6 @@ class ServedCaptioner(Served):
     def describe(self) -> dict:
         return {**super().describe(), "media": self.media,
                 "accept": "video/*,image/gif" if self.predictor.video else "image/*"}
-
-    def examples(self) -> list[dict]:
-        return self._examples
 
     def prepare(self, upload: Path) -> Path:
         from PIL import Image, UnidentifiedImageError
