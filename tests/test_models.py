@@ -10,6 +10,12 @@ B, T, S, K = 2, 8, 32, 5
 FRAME_TINY = [n for n in TINY if getattr(create_model(n, num_classes=K), "input_kind", None) != "clip"]
 
 
+def _channels(m) -> int:
+    """Input channels: 3 (RGB), or 2L for the flow streams."""
+    enc = getattr(m, "encoder", None)
+    return getattr(enc, "in_channels", 3)
+
+
 def test_every_family_has_a_tiny_variant():
     full = [n for n in list_models(task="classification") if not n.endswith("_tiny")]
     assert full and all(f"{n}_tiny" in TINY for n in full)
@@ -24,7 +30,7 @@ def test_unknown_model_suggests_close_names():
 def test_shapes_gradients_finite(name):
     torch.manual_seed(0)
     m = create_model(name, num_classes=K)
-    video = torch.rand(B, T, 3, S, S)
+    video = torch.rand(B, T, _channels(m), S, S)
     out = m(video)
     assert isinstance(out, ClassifierOutput) and out.logits.shape == (B, K)
     assert torch.isfinite(out.logits).all()
@@ -41,11 +47,11 @@ def test_shapes_gradients_finite(name):
 def test_batch_independence_and_eval_determinism(name):
     torch.manual_seed(0)
     m = create_model(name, num_classes=K).eval()
-    video = torch.rand(B, T, 3, S, S)
+    video = torch.rand(B, T, _channels(m), S, S)
     with torch.no_grad():
         a = m(video).logits
         video2 = video.clone()
-        video2[1] = torch.rand(T, 3, S, S)
+        video2[1] = torch.rand(T, _channels(m), S, S)
         b = m(video2).logits
         c = m(video).logits
     torch.testing.assert_close(a[0], b[0])  # sample 0 unaffected by sample 1
@@ -57,7 +63,7 @@ def test_batch_independence_and_eval_determinism(name):
 def test_cached_features_path_equals_video_path(name):
     torch.manual_seed(0)
     m = create_model(name, num_classes=K).eval()
-    video = torch.rand(B, T, 3, S, S)
+    video = torch.rand(B, T, _channels(m), S, S)
     with torch.no_grad():
         feats = m.encode(video)
         expected = m(video).logits

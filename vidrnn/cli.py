@@ -14,6 +14,7 @@ prints the result.
     vidrnn units CKPT --text FILE --out DIR                                               vidrnn.inference.units
     vidrnn gradients CKPT|MODEL... [--text FILE] [--scale S...] --out DIR                vidrnn.inference.gradient_flow
     vidrnn serve CKPT... [--host 127.0.0.1] [--port 8000] [--max-upload-mb 200]         vidrnn.web.app
+    vidrnn fuse RGB_CKPT FLOW_CKPT [--weights 1:2] [--output F.json]                     vidrnn.inference.fuse
 
 ``vidrnn fit`` with no arguments trains LRCN (tiny) on the embedded Moving Digits dataset and
 prints its test accuracy. Bad input (a config typo, a missing file, a wrong value) prints one
@@ -474,6 +475,34 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def _weights(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(x) for x in text.split(":")]
+    except ValueError:
+        raise ValueError(f"--weights {text!r}: expected W1:W2, e.g. 1:2 (flow weighted 2/3)") from None
+
+
+def cmd_fuse(args) -> int:
+    from vidrnn.inference.fuse import fuse_streams
+    from vidrnn.io.files import write_json
+
+    r = fuse_streams(args.first, args.second, weights=_weights(args.weights), batch_size=args.batch_size,
+                     device=args.device)
+    w1, w2 = r["weights"]
+    how = "chosen on the validation split" if r["chosen_on"] == "validation" else "given"
+    print(f"late fusion: {w1:.2f} x {args.first} + {w2:.2f} x {args.second} (weights {how})")
+    print(f"{'split':<6} {'videos':>6} {'first':>7} {'second':>7} {'fused':>7}   (top-1)")
+    for split in ("val", "test"):
+        t = r[split]
+        print(f"{split:<6} {t['videos']:>6} {t['first']:>7.3f} {t['second']:>7.3f} {t['fused']:>7.3f}")
+    if args.output:
+        write_json(args.output, r)
+        print(f"wrote {args.output}")
+    return 0
+
+
 def cmd_export(args) -> int:
     from vidrnn.inference.export import export_onnx, export_torchscript
 
@@ -663,6 +692,16 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", type=int, default=8000)
     sv.add_argument("--max-upload-mb", type=float, default=200.0, help="largest upload accepted (default 200 MB)")
 
+    fu = sub.add_parser("fuse", help="late fusion of two classifiers (an RGB and a flow stream): the weighted "
+                                     "average of their class probabilities, the weight picked on validation")
+    fu.add_argument("first", metavar="RGB_CKPT")
+    fu.add_argument("second", metavar="FLOW_CKPT")
+    fu.add_argument("--weights", help="W1:W2, e.g. 1:2 (flow weighted 2/3, LRCN's best); default: chosen on "
+                                      "the validation split")
+    fu.add_argument("--batch-size", type=int, default=8)
+    fu.add_argument("--device", default="cpu")
+    fu.add_argument("--output", "-o", help="write the numbers as JSON")
+
     fs = sub.add_parser("fusion-search", help="sample fusion strategies from a trained template, score them on the "
                                               "validation split, write the ranking and the best as a config")
     fs.add_argument("checkpoint")
@@ -684,7 +723,7 @@ COMMANDS = {"fit": cmd_fit, "validate": cmd_evaluate, "test": cmd_evaluate, "pre
             "models": cmd_models, "configs": cmd_configs, "extract-features": cmd_extract, "sample": cmd_sample,
             "units": cmd_units, "gradients": cmd_gradients, "fusion-search": cmd_fusion_search,
             "fusion-report": cmd_fusion_report, "stream": cmd_stream, "export": cmd_export,
-            "serve": cmd_serve}
+            "serve": cmd_serve, "fuse": cmd_fuse}
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

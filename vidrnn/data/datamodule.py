@@ -45,6 +45,7 @@ from vidrnn.data.clip_dataset import VideoClipDataset, collate_clips, encode_cli
 from vidrnn.data.digits import DistractorDigits, MovingDigits, MultiLabelDigits
 from vidrnn.data.transforms import ClipTransformConfig, build_clip_transform
 from vidrnn.errors import ConfigError
+from vidrnn.io.flow import FlowSettings
 from vidrnn.io.sampling import DEFAULT_SAMPLER, SamplerSettings, build_sampler
 from vidrnn.schema import keep_source_section, validate_section
 
@@ -149,6 +150,10 @@ class VideoDataSettings:
         on_error: a video that cannot be decoded is ``skip``-ped (logged, counted) or ``raise``-s.
         decode_budget: seconds of decoding per clip before a video is given up as bad (a
             pathological file is abandoned, not waited on); null: no limit.
+        flow: train the flow stream: a :class:`~vidrnn.io.flow.FlowSettings` (``{method: dis,
+            stack: 1, bound: 20}``); every clip becomes the optical flow between its consecutive
+            sampled frames (:class:`~vidrnn.data.flow.FlowClips`), ``(T - L, 2L, H, W)``. The
+            model's encoder then needs ``in_channels: 2L`` (the ``*_flow`` models set it).
     """
 
     source: Literal["digits", "distractors", "multilabel_digits", "folder", "list", "ucf101", "hmdb51", "kinetics",
@@ -180,6 +185,7 @@ class VideoDataSettings:
     num_workers: int = 2
     on_error: Literal["skip", "raise"] = "skip"
     decode_budget: float | None = 120.0
+    flow: FlowSettings | None = None
 
 
 _EMBEDDED_SETTINGS = {"digits": DigitsSettings, "distractors": DistractorSettings,
@@ -345,6 +351,18 @@ class VideoDataModule(L.LightningDataModule):
     def __init__(self, cfg: dict | None = None):
         super().__init__()
         self.cfg = validate_data_settings(cfg)
+        self._build_splits()
+        if self.cfg.get("flow"):
+            from vidrnn.data.flow import FlowClips
+
+            c = self.cfg
+            if c["source"] in ("features", "distractors") or self.multilabel:
+                raise ConfigError(f"data.flow: flow clips are made from video clips with one label, not from "
+                                  f"data.source={c['source']!r}")
+            settings = FlowSettings(**c["flow"])
+            self.splits = {k: FlowClips(v, settings) for k, v in self.splits.items()}
+
+    def _build_splits(self) -> None:
         c = self.cfg
         self.splits: dict[str, Dataset] = {}
         self.multilabel = False

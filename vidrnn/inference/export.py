@@ -135,6 +135,12 @@ def _export(module, args, path: Path, input_names, output_names, dynamic, *, dyn
         tmp.unlink(missing_ok=True)
 
 
+def _refuse_flow(info) -> None:
+    if info.data.get("flow"):
+        raise ValueError(f"model {info.name!r} is a flow stream: its input is optical flow computed with OpenCV "
+                         "(data.flow), which an exported graph cannot compute; export takes RGB models")
+
+
 def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike) -> dict:
     """Write ``model.onnx``, ``encoder.onnx``, ``step.onnx`` and ``export.json`` into ``out``
     (encoder-forecasters: ``step.onnx``, ``forecast.onnx``; see the module docstring).
@@ -154,6 +160,7 @@ def export_onnx(checkpoint: str | os.PathLike, out: str | os.PathLike) -> dict:
         raise ConfigError("vidrnn export needs the export extra: pip install 'vidrnn[export]'") from None
     model = load_model(checkpoint).float().eval()
     info = model.vidrnn
+    _refuse_flow(info)
     out = Path(out)
     if (out / "export.json").exists():
         raise FileExistsError(f"{out / 'export.json'} exists; choose another --out (nothing is overwritten)")
@@ -313,6 +320,7 @@ def export_torchscript(checkpoint: str | os.PathLike, out: str | os.PathLike) ->
 
     model = load_model(checkpoint).float().eval()
     info = model.vidrnn
+    _refuse_flow(info)
     if info.task != "classification":
         raise ConfigError(f"{checkpoint}: --format torchscript exports video classifiers; {info.name!r} is a "
                           f"{info.task} model (use --format onnx for forecasters)")

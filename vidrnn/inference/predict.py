@@ -19,6 +19,7 @@ from vidrnn.data.transforms import build_clip_transform
 from vidrnn.errors import ConfigError, VidrnnError
 from vidrnn.inference.checkpoint import load_model
 from vidrnn.io.decode import VideoReader
+from vidrnn.io.flow import FlowSettings, flow_clip
 from vidrnn.io.sampling import DEFAULT_SAMPLER, FixedRateSampler, build_sampler
 from vidrnn.models.base import average_views
 
@@ -51,6 +52,7 @@ class Predictor:
         data = self.info.data
         self.sampler = build_sampler(data.get("test_sampler") or data.get("sampler") or DEFAULT_SAMPLER)
         self.transform = build_clip_transform(data.get("transform"), training=False)
+        self.flow = FlowSettings(**data["flow"]) if data.get("flow") else None  #: flow-stream models
         self.decode_size = data.get("decode_size")
         self.stream = data.get("stream")
         self.classes = list(self.info.class_names)
@@ -60,9 +62,16 @@ class Predictor:
     def has_attention(self) -> bool:
         """Whether the model's output carries attention weights (checked on a blank clip)."""
         size = int((self.info.data.get("transform") or {}).get("size", 112))
+        clip = torch.zeros(self.frames_per_clip, 3, size, size)
         with torch.no_grad():
-            out = self.model(torch.zeros(1, self.frames_per_clip, 3, size, size, device=self.device))
+            out = self.model(self._input(clip)[None].to(self.device))
         return out.attention is not None
+
+    def _input(self, clip: torch.Tensor) -> torch.Tensor:
+        """A decoded clip ``(T, 3, H, W)`` as the model reads it: the eval transform, then for
+        flow-stream models the optical flow of its consecutive frames ``(T - L, 2L, S, S)``."""
+        x = self.transform(clip)
+        return x if self.flow is None else torch.from_numpy(flow_clip(x, self.flow))
 
     @property
     def frames_per_clip(self) -> int:
@@ -72,7 +81,7 @@ class Predictor:
         """uint8 clips ``(V, T, 3, H, W)`` -> class probabilities per clip ``(V, K)``."""
         out = []
         for chunk in clips.split(self.batch_views):
-            x = torch.stack([self.transform(c) for c in chunk]).to(self.device)  # (v, T, 3, S, S)
+            x = torch.stack([self._input(c) for c in chunk]).to(self.device)  # (v, T, C, S, S)
             with torch.inference_mode(), torch.autocast(self.device.type, torch.bfloat16, enabled=self.bf16):
                 logits = self.model(x).logits.float()
             out.append(average_views(logits, torch.ones(len(x), dtype=torch.long), self.multilabel).exp().cpu())
@@ -182,7 +191,7 @@ class Predictor:
             duration = r.info.duration if ts is None else max(r.info.duration, float(ts[-1]))
             times = self.sampler.sample(ts, duration, training=False)[:1]  # (1, T)
             clip = r.get_frames_at(times.reshape(-1), **self.sampler.decode_options)[0]  # (T, 3, H, W) uint8
-        x = self.transform(clip)[None].to(self.device)  # (1, T, 3, S, S)
+        x = self._input(clip)[None].to(self.device)  # (1, T, C, S, S)
         out = self.model(x)
         if out.attention is None:
             raise ValueError(f"model {self.info.name!r} has no attention to show "

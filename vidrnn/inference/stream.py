@@ -59,6 +59,9 @@ class StreamRunner:
             raise ValueError(f"model {self.info.name!r} has no streaming step; streaming runs the recurrent "
                              "classifiers with per-frame outputs (lrcn, deep_lstm, convgru_rcn, convlstm_rcn, the "
                              "attention LSTMs and their variants)")
+        if self.info.data.get("flow"):
+            raise ValueError(f"model {self.info.name!r} is a flow stream (it reads optical flow, data.flow); streaming "
+                             "feeds decoded frames: use `vidrnn predict` for flow models")
         data = self.info.data
         sampler = build_sampler(data.get("test_sampler") or data.get("sampler") or DEFAULT_SAMPLER)
         if fps is None:

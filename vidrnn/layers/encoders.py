@@ -146,8 +146,9 @@ class FrameEncoder(nn.Module):
         self.pool = pool if pool is not None else _GlobalAvg()
         self.map_channels = int(map_channels)
         self.feature_dim = int(feature_dim if feature_dim is not None else map_channels)
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=True)
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=True)
+        self.in_channels = len(mean)  #: 3 for RGB; 2L for stacks of L optical-flow fields
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1), persistent=True)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1), persistent=True)
         self.config = dict(config or {})
         self._blocks = list(blocks) if blocks is not None else list(trunk.children())
         self._frozen: list[nn.Module] = []
@@ -213,8 +214,9 @@ class FrameEncoder(nn.Module):
 
     def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
         """Backbone map of a batch of frames: ``(N, 3, H, W)`` -> ``(N, C, h, w)``."""
-        if frames.dim() != 4 or frames.shape[1] != 3:
-            raise ValueError(f"frames must be (N, 3, H, W) RGB, got shape {tuple(frames.shape)}")
+        if frames.dim() != 4 or frames.shape[1] != self.in_channels:
+            what = "RGB" if self.in_channels == 3 else "flow (2 channels per stacked field)"
+            raise ValueError(f"frames must be (N, {self.in_channels}, H, W) {what}, got shape {tuple(frames.shape)}")
         x = (frames - self.mean.to(frames.dtype)) / self.std.to(frames.dtype)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
@@ -223,8 +225,8 @@ class FrameEncoder(nn.Module):
             return self.trunk(x)
 
     def _check(self, video: torch.Tensor) -> None:
-        if video.dim() != 5 or video.shape[2] != 3:
-            raise ValueError(f"video must be (B, T, 3, H, W), got shape {tuple(video.shape)}")
+        if video.dim() != 5 or video.shape[2] != self.in_channels:
+            raise ValueError(f"video must be (B, T, {self.in_channels}, H, W), got shape {tuple(video.shape)}")
 
     def forward_maps(self, video: torch.Tensor) -> torch.Tensor:
         """``(B, T, 3, H, W)`` -> last conv map ``(B, T, C, h, w)`` (cached maps: unchanged)."""
@@ -355,7 +357,7 @@ def create_frame_encoder(name: str = "tiny", *, pretrained: bool = False,
                          pool: Literal["flatten", "avg"] = "flatten",
                          norm: Literal["batch", "group"] = "batch",
                          strides: Sequence[int] | None = None,
-                         channels_last: bool | None = None) -> FrameEncoder:
+                         channels_last: bool | None = None, in_channels: int = 3) -> FrameEncoder:
     """Build a :class:`FrameEncoder` by backbone name.
 
     Args:
@@ -370,15 +372,48 @@ def create_frame_encoder(name: str = "tiny", *, pretrained: bool = False,
             things are) or ``"avg"`` (global average, D = channels[-1], no parameters).
         channels_last: trunk in ``torch.channels_last``; ``None``: on for every backbone
             but ``"tiny"`` (see the module docstring).
+        in_channels: input channels: 3 (RGB) or 2L for stacks of L optical-flow fields
+            (:mod:`vidrnn.io.flow`). The first convolution is rebuilt for them with the RGB
+            weights averaged over the colour channels and repeated (Wang et al., "Temporal
+            Segment Networks", ECCV 2016, arXiv:1608.00859: cross-modality initialisation, so
+            an ImageNet backbone serves flow), and the input is normalised with mean 0.5 and
+            std 0.5 (flow on the unit scale -> [-1, 1], 0 = no motion).
 
     Raises:
-        ValueError: unknown backbone name or bad ``trainable``.
+        ValueError: unknown backbone name, bad ``trainable`` or ``in_channels`` < 1.
     """
     config = {"name": name, "pretrained": bool(pretrained), "trainable": trainable}
     if channels_last is not None:
         config["channels_last"] = bool(channels_last)
     enc = _build_frame_encoder(name, config, pretrained, trainable, feature_dim, channels, map_size, pool, norm, strides)
+    if in_channels != 3:
+        enc = _with_input_channels(enc, int(in_channels))
+        enc.config["in_channels"] = int(in_channels)
     return enc.set_channels_last(name != "tiny" if channels_last is None else channels_last)
+
+
+def _with_input_channels(enc: FrameEncoder, in_channels: int) -> FrameEncoder:
+    """``enc`` with its first convolution taking ``in_channels`` (cross-modality initialisation)."""
+    if in_channels < 1:
+        raise ValueError(f"in_channels must be >= 1, got {in_channels}")
+    parent, key, conv = next(((m, n, c) for m in enc.trunk.modules() for n, c in m.named_children()
+                              if isinstance(c, nn.Conv2d)), (None, None, None))
+    if conv is None or conv.in_channels != 3:
+        raise ValueError(f"cannot adapt this backbone to {in_channels} input channels: no RGB first convolution")
+    new = nn.Conv2d(in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride, padding=conv.padding,
+                    dilation=conv.dilation, groups=conv.groups, bias=conv.bias is not None,
+                    padding_mode=conv.padding_mode)
+    with torch.no_grad():
+        new.weight.copy_(conv.weight.mean(dim=1, keepdim=True).expand_as(new.weight))
+        if conv.bias is not None:
+            new.bias.copy_(conv.bias)
+    setattr(parent, key, new)
+    enc._blocks = [new if b is conv else b for b in enc._blocks]
+    enc.set_trainable(enc.trainable)  # the new convolution trains or not like the one it replaces
+    enc.in_channels = in_channels
+    enc.mean = torch.full((1, in_channels, 1, 1), 0.5)
+    enc.std = torch.full((1, in_channels, 1, 1), 0.5)
+    return enc
 
 
 def _build_frame_encoder(name, config, pretrained, trainable, feature_dim, channels, map_size, pool, norm,

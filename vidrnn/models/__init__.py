@@ -11,6 +11,7 @@
 * :mod:`~vidrnn.models.captioners` -- the captioner base, Show and Tell (baseline), S2VT and a temporal-attention video captioner
 * :mod:`~vidrnn.models.cnn3d` -- 3D CNNs: C3D (Tran et al. 2015), R3D/MC3/R(2+1)D-18 (Tran et al. 2018), P3D (Qiu et al. 2017)
 * :mod:`~vidrnn.models.fusion_template` -- the template network with variational DropPath (Zhou et al. 2020)
+* :mod:`~vidrnn.models.two_stream` -- flow streams of LRCN and the deep LSTM / Conv Pooling, late fusion (Donahue et al. 2015; Ng et al. 2015)
 * :mod:`~vidrnn.models.extrapolation` -- persistence and pysteps extrapolation baselines for nowcasting
 """
 
@@ -27,9 +28,10 @@ from vidrnn.models.snippets import (AveragePooling, ConvPooling, LatePooling, Lo
                                     TimeDomainConv)
 from vidrnn.models.spatial_attention import SpatialAttentionLSTM
 from vidrnn.models.temporal_attention import TemporalAttentionLSTM
+from vidrnn.models.two_stream import LateFusion
 
 __all__ = ["ClassifierOutput", "LRCN", "DeepLSTM", "ConvPooling", "LatePooling", "SlowPooling", "LocalPooling",
            "TimeDomainConv", "AveragePooling", "EncoderForecaster", "SpatialAttentionLSTM", "TemporalAttentionLSTM",
            "ConvRNNClassifier", "CharLM", "ShowAttendTell",
            "ShowAndTell", "S2VT", "TemporalAttentionCaptioner", "C3D", "VideoResNet", "P3DResNet",
-           "FusionTemplate"]
+           "FusionTemplate", "LateFusion"]

@@ -74,7 +74,7 @@ def _map_hw(encoder: FrameEncoder, input_size: int) -> tuple[int, int]:
     was = encoder.training
     encoder.eval()
     with torch.no_grad():
-        hw = tuple(encoder.encode_frames(torch.zeros(1, 3, input_size, input_size)).shape[-2:])
+        hw = tuple(encoder.encode_frames(torch.zeros(1, encoder.in_channels, input_size, input_size)).shape[-2:])
     encoder.train(was)
     return hw  # type: ignore[return-value]
 
