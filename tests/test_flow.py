@@ -118,3 +118,51 @@ def test_stream_and_export_refuse_flow_streams_clearly(tmp_path, shared_data, ca
     assert "is a flow stream" in capsys.readouterr().err
     assert main(["export", ckpt, "--out", str(tmp_path / "x")]) == 2
     assert "is a flow stream" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_extract_flow_caches_what_a_fresh_computation_gives_and_resumes(tmp_path, shared_data, capsys):
+    from vidrnn.inference.flow import extract_flow
+    from vidrnn.io.decode import VideoReader
+
+    clip = shared_data / "videos" / "clips" / "arm_wrestling.mp4"
+    out = tmp_path / "cache"
+    stats = extract_flow(out, videos=[str(clip)], fps=5, decode_size=64, chunk=7, progress=False)  # chunks of 7
+    assert stats["done"] == 1 and stats["failed"] == 0
+    (npy,) = (out / "flow").glob("*.npy")
+    cached = np.load(npy)
+    info = json.loads(npy.with_suffix(".json").read_text())
+    times = np.array(info["times"] + [info["times"][-1] + 0.2])  # each field's first frame, then the last frame
+    with VideoReader(clip, size=64) as r:
+        frames = r.get_frames_at(times)[0].permute(0, 2, 3, 1).numpy()
+    fresh = quantise_flow(optical_flow(frames, "dis"), 20)
+    assert cached.dtype == np.uint8 and cached.shape == fresh.shape == (len(times) - 1, 2, 64, 85)
+    assert np.array_equal(cached, fresh)
+    again = extract_flow(out, videos=[str(clip)], fps=5, decode_size=64, progress=False)
+    assert again["already_done"] == 1 and again["done"] == 0
+    with pytest.raises(Exception, match="other settings .*fps: 5.0 vs 10.0"):
+        extract_flow(out, videos=[str(clip)], fps=10, decode_size=64, progress=False)
+    # a video too short for flow: counted, named, nothing left behind
+    from vidrnn.io.write import write_mp4
+
+    short = write_mp4(torch.zeros(1, 32, 32, 3, dtype=torch.uint8), tmp_path / "one_frame.mp4", fps=5)
+    capsys.readouterr()
+    assert main(["extract-flow", str(short), "--out", str(tmp_path / "c2"), "--fps", "5", "--no-progress"]) == 1
+    assert "failed                1" in capsys.readouterr().out and not list((tmp_path / "c2" / "flow").iterdir())
+
+
+def test_the_flow_stream_trains_from_an_extract_flow_cache(tmp_path, shared_data, capsys):
+    cache, run = tmp_path / "cache", tmp_path / "run"
+    assert main(["extract-flow", "--config", "lrcn_flow_asl", "--out", str(cache), "--fps", "10",
+                 "--decode-size", "48", "--no-progress"]) == 0
+    meta = json.loads((cache / "meta.json").read_text())
+    assert meta["method"] == "dis" and meta["data"]["source"] == "folder" and len(list(cache.glob("flow/*.json"))) == 20
+    assert main(["fit", "-c", "lrcn_flow_asl", "--run-dir", str(run), "model={name: lrcn_flow_tiny, stack: 2}",
+                 "data.source=flow_cache", f"data.cache={cache}", "data.num_frames=4", "data.flow={stack: 2}",
+                 "data.transform={size: 32}", "data.num_workers=0", "trainer.max_epochs=1"]) == 0
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["metrics"]["skipped_videos"] == 0 and "test/top1" in summary["metrics"]
+    # the checkpoint computes the same kind of flow from raw video: 10 frames/s, stacks of 2
+    out = tmp_path / "p.json"
+    walk = shared_data / "videos" / "asl" / "walk.mkv"
+    assert main(["predict", str(run / "checkpoints" / "best.ckpt"), str(walk), "-o", str(out)]) == 0
+    assert len(json.loads(out.read_text())["results"][0]["topk"]) == 5

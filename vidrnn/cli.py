@@ -15,6 +15,7 @@ prints the result.
     vidrnn gradients CKPT|MODEL... [--text FILE] [--scale S...] --out DIR                vidrnn.inference.gradient_flow
     vidrnn serve CKPT... [--host 127.0.0.1] [--port 8000] [--max-upload-mb 200]         vidrnn.web.app
     vidrnn fuse RGB_CKPT FLOW_CKPT [--weights 1:2] [--output F.json]                     vidrnn.inference.fuse
+    vidrnn extract-flow --out DIR [--config C | VIDEO...] [--fps 15] [--method dis]      vidrnn.inference.flow
 
 ``vidrnn fit`` with no arguments trains LRCN (tiny) on the embedded Moving Digits dataset and
 prints its test accuracy. Bad input (a config typo, a missing file, a wrong value) prints one
@@ -417,6 +418,16 @@ def cmd_extract(args) -> int:
     return 0
 
 
+def cmd_extract_flow(args) -> int:
+    from vidrnn.inference.flow import extract_flow
+
+    stats = extract_flow(args.out, videos=args.videos, config=args.config, overrides=args.overrides, fps=args.fps,
+                         decode_size=args.decode_size, method=args.method, bound=args.bound, shard=args.shard,
+                         num_shards=args.num_shards, on_error=args.on_error, progress=not args.no_progress)
+    print(_metrics_table(stats, f"extract-flow -> {args.out}"))
+    return 0 if not stats["failed"] else 1
+
+
 def _seconds_arg(value: str, name: str) -> float:
     """``"1s"``, ``"1.5"``, ``"500ms"`` -> seconds (ValueError naming the option otherwise)."""
     v = value.strip().lower()
@@ -665,6 +676,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="--seek keyframe: farthest keyframe to take; other times are decoded exactly")
     x.add_argument("--prefetch", type=int, default=64, help="frames decoded ahead in a background thread (0: off)")
 
+    xf = sub.add_parser("extract-flow", help="cache the optical flow (two-stream 8-bit storage) of a dataset or of "
+                                             "videos, for the flow stream (data.source: flow_cache)")
+    xf.add_argument("videos", nargs="*", help="video files (default: every video of --config's data)")
+    xf.add_argument("--out", required=True, help="cache directory (resumable: finished videos are skipped)")
+    xf.add_argument("--config", "-c", help="config whose data section lists the videos")
+    xf.add_argument("--set", dest="overrides", action="append", default=[], metavar="key=value")
+    xf.add_argument("--fps", type=float, default=15.0, help="frames/s between which flow is computed (Ng et al.: 15)")
+    xf.add_argument("--decode-size", type=int, default=180, help="shorter side of the frames, pixels")
+    xf.add_argument("--method", default="dis", help="dis (default), farneback or tvl1 (OpenCV contrib)")
+    xf.add_argument("--bound", type=float, default=20.0, help="clip in pixels before quantising to 8 bits")
+    xf.add_argument("--shard", type=int, default=0)
+    xf.add_argument("--num-shards", type=int, default=1)
+    xf.add_argument("--on-error", choices=["skip", "raise"], default="skip")
+    xf.add_argument("--no-progress", action="store_true", help="no progress bar")
+
     st = sub.add_parser("stream", help="label a video as it is read (recurrent classifiers): one line per window, "
                                        "the recurrent state carried, constant memory")
     st.add_argument("checkpoint")
@@ -721,6 +747,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"fit": cmd_fit, "validate": cmd_evaluate, "test": cmd_evaluate, "predict": cmd_predict,
             "models": cmd_models, "configs": cmd_configs, "extract-features": cmd_extract, "sample": cmd_sample,
+            "extract-flow": cmd_extract_flow,
             "units": cmd_units, "gradients": cmd_gradients, "fusion-search": cmd_fusion_search,
             "fusion-report": cmd_fusion_report, "stream": cmd_stream, "export": cmd_export,
             "serve": cmd_serve, "fuse": cmd_fuse}

@@ -23,6 +23,9 @@ from the ``data:`` section of a config.
   (``Charades_v1_classes.txt``); items carry per-frame action labels.
 * ``features`` -- a feature cache made by ``vidrnn extract-features`` (``cache``), which
   remembers the annotations it was made from.
+* ``flow_cache`` -- an optical-flow cache made by ``vidrnn extract-flow --config`` (``cache``;
+  clips of ``num_frames`` inputs, ``flow.stack`` fields each, ``transform.size`` crops): the
+  flow stream trained without computing flow every epoch.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from vidrnn.data.annotations import (VideoSample, read_annotation_list, read_cha
                                      read_kinetics_csv, read_ucf101_split, scan_video_folder)
 from vidrnn.data.clip_dataset import VideoClipDataset, collate_clips, encode_clips
 from vidrnn.data.digits import DistractorDigits, MovingDigits, MultiLabelDigits
+from vidrnn.data.flow import FlowClips
 from vidrnn.data.transforms import ClipTransformConfig, build_clip_transform
 from vidrnn.errors import ConfigError
 from vidrnn.io.flow import FlowSettings
@@ -117,7 +121,7 @@ class FolderSplit:
 
 
 SOURCES = ("digits", "distractors", "multilabel_digits", "folder", "list", "ucf101", "hmdb51", "kinetics", "charades",
-           "features")
+           "features", "flow_cache")
 
 
 @dataclass
@@ -136,8 +140,10 @@ class VideoDataSettings:
         train_csv, val_csv, test_csv: ``kinetics``/``charades`` annotation files.
         classes_file: ``charades``: ``Charades_v1_classes.txt``.
         classes: fix the class names and their order (default: sorted as found).
-        cache: ``features``: a feature cache made by ``vidrnn extract-features``.
-        num_frames: ``features``: frames per clip (null: every cached frame of a video).
+        cache: ``features``: a feature cache made by ``vidrnn extract-features``;
+            ``flow_cache``: a flow cache made by ``vidrnn extract-flow``.
+        num_frames: ``features``: frames per clip (null: every cached frame of a video);
+            ``flow_cache``: model inputs per clip (default 16).
         sampler: frames of a training clip: ``{name: uniform|segments|dense|fps, ...}`` (see
             :mod:`vidrnn.io.sampling`); given without ``name``, its keys update the default.
         test_sampler: the same for evaluation and prediction (default: ``sampler``).
@@ -157,7 +163,7 @@ class VideoDataSettings:
     """
 
     source: Literal["digits", "distractors", "multilabel_digits", "folder", "list", "ucf101", "hmdb51", "kinetics",
-                    "charades", "features"] = "digits"
+                    "charades", "features", "flow_cache"] = "digits"
     digits: DigitsSettings | None = None
     distractors: DistractorSettings | None = None
     multilabel_digits: MultiLabelDigitsSettings | None = None
@@ -352,9 +358,7 @@ class VideoDataModule(L.LightningDataModule):
         super().__init__()
         self.cfg = validate_data_settings(cfg)
         self._build_splits()
-        if self.cfg.get("flow"):
-            from vidrnn.data.flow import FlowClips
-
+        if self.cfg.get("flow") and self.cfg["source"] != "flow_cache":
             c = self.cfg
             if c["source"] in ("features", "distractors") or self.multilabel:
                 raise ConfigError(f"data.flow: flow clips are made from video clips with one label, not from "
@@ -376,6 +380,9 @@ class VideoDataModule(L.LightningDataModule):
             self.classes = list(self.splits["train"].classes)
             self.multilabel = bool(getattr(Data, "multilabel", False))
             self.cfg["transform"] = {**(c.get("transform") or {}), "size": d["size"]}
+            return
+        if c["source"] == "flow_cache":
+            self._flow_cache_splits()
             return
         if c["source"] == "features":
             from vidrnn.data.features import FeatureDataset, load_cache_meta
@@ -407,6 +414,34 @@ class VideoDataModule(L.LightningDataModule):
                 continue
             training = part == "train"
             self.splits[part] = self._clip_dataset(samples, sampler if training else test_sampler, training)
+
+    def _flow_cache_splits(self) -> None:
+        from vidrnn.data.features import load_cache_meta
+        from vidrnn.data.flow import FlowCacheDataset
+
+        c = self.cfg
+        if not c.get("cache"):
+            raise ConfigError("data.cache is required for data.source='flow_cache' (a vidrnn extract-flow folder)")
+        meta = load_cache_meta(c["cache"])
+        if "method" not in meta:
+            raise ConfigError(f"data.cache={c['cache']}: a feature cache, not a flow cache (source: features)")
+        if not meta.get("data"):
+            raise ConfigError(f"flow cache {c['cache']} was made from a list of videos without labels; "
+                              "extract it with --config to train from it")
+        annotations, self.classes = resolve_annotations(meta["data"])
+        stack = int((c.get("flow") or {}).get("stack", 1))
+        T = int(c.get("num_frames") or 16)
+        size = int((c.get("transform") or {}).get("size") or 112)
+        # what predict needs to compute the same flow from raw video: frames at the cache's rate
+        self.cfg.update(flow={"method": meta["method"], "stack": stack, "bound": meta["bound"]},
+                        sampler={"name": "fps", "fps": meta["fps"], "num_frames": T + stack},
+                        test_sampler={"name": "fps", "fps": meta["fps"], "num_frames": T + stack},
+                        decode_size=meta["decode_size"], transform={"size": size, "resize": meta["decode_size"] or size},
+                        num_frames=T)
+        for part, samples in annotations.items():
+            if samples:
+                self.splits[part] = FlowCacheDataset(c["cache"], samples, training=part == "train", num_frames=T,
+                                                     stack=stack, size=size)
 
     def _clip_dataset(self, samples, sampler, training: bool) -> VideoClipDataset:
         c = self.cfg
@@ -440,8 +475,10 @@ class VideoDataModule(L.LightningDataModule):
             raise ConfigError("classification.cache_encoder: data.source is a feature cache already (no encoder to cache)")
         times = {}
         for part, ds in list(self.splits.items()):
-            if isinstance(ds, VideoClipDataset) and ds.training:
-                ds = self._clip_dataset(ds.samples, ds.sampler, training=False)
+            clips = ds.base if isinstance(ds, FlowClips) else ds
+            if isinstance(clips, VideoClipDataset) and clips.training:
+                fixed = self._clip_dataset(clips.samples, clips.sampler, training=False)
+                ds = FlowClips(fixed, ds.settings) if isinstance(ds, FlowClips) else fixed
             where = None
             if folder is not None:
                 where = Path(folder) / part

@@ -70,6 +70,8 @@ class FeatureDataset(Dataset):
     cache gives ``{"skipped": path, "error": ...}`` like a bad video.
     """
 
+    folder, what = "features", "feature"  #: the cache's sub-folder of per-video arrays; what it holds
+
     def __init__(self, cache: str | os.PathLike, samples: Sequence[VideoSample], *, training: bool,
                  num_frames: int | None = None):
         self.cache = Path(cache)
@@ -89,11 +91,12 @@ class FeatureDataset(Dataset):
             FileNotFoundError: the video is not in the cache.
         """
         s = self.samples[i]
-        js = self.cache / "features" / f"{s.key}.json"
+        js = self.cache / self.folder / f"{s.key}.json"
         if not js.is_file():
-            raise FileNotFoundError(f"{s.path} is not in the feature cache {self.cache} (run extract-features)")
+            raise FileNotFoundError(f"{s.path} is not in the {self.what} cache {self.cache} "
+                                    f"(run vidrnn extract-{self.folder})")
         info = json.loads(js.read_text())
-        feats = np.load(self.cache / "features" / f"{s.key}.npy", mmap_mode="r")
+        feats = np.load(self.cache / self.folder / f"{s.key}.npy", mmap_mode="r")
         times = np.asarray(info["times"])
         dur = info["duration"] if s.end is None else min(s.end, info["duration"])
         a = s.start + s.frac[0] * (dur - s.start)
@@ -110,16 +113,20 @@ class FeatureDataset(Dataset):
         except FileNotFoundError as e:
             log.warning("%s", e)
             return {"skipped": s.path, "error": str(e)}
-        n, T = len(feats), self.num_frames
-        if T is None:
-            views = [np.arange(n)]
-        elif self.training:
-            start = int(torch.randint(0, max(n - T, 0) + 1, ()).item())
-            views = [np.minimum(np.arange(start, start + T), n - 1)]
-        else:
-            starts = list(range(0, max(n - T, 0) + 1, T))
-            if starts[-1] + T < n:
-                starts.append(n - T)  # the last window ends at the last frame
-            views = [np.minimum(np.arange(s0, s0 + T), n - 1) for s0 in starts]
+        views = self.views(len(feats), self.num_frames)
         x = torch.from_numpy(np.stack([np.asarray(feats[v], dtype=np.float32) for v in views]))  # (V, T, ...)
         return {"features": x, "label": s.label, "index": i}
+
+    def views(self, n: int, T: int | None) -> list[np.ndarray]:
+        """Indices of the clips of a video of ``n`` cached steps: training, one random window of
+        ``T``; evaluation, consecutive windows covering every step (the last ends at the end);
+        ``T=None``: everything. Short videos repeat their last step."""
+        if T is None:
+            return [np.arange(n)]
+        if self.training:
+            start = int(torch.randint(0, max(n - T, 0) + 1, ()).item())
+            return [np.minimum(np.arange(start, start + T), n - 1)]
+        starts = list(range(0, max(n - T, 0) + 1, T))
+        if starts[-1] + T < n:
+            starts.append(n - T)  # the last window ends at the last frame
+        return [np.minimum(np.arange(s0, s0 + T), n - 1) for s0 in starts]

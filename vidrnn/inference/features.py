@@ -141,16 +141,7 @@ def extract_features(
     enc = enc.to(device).eval()
     transform = build_clip_transform({"size": size}, training=False)
     stats = {"videos": 0, "done": 0, "already_done": 0, "failed": 0, "frames": 0}
-    todo, keys = [], set()
-    for i, s in enumerate(samples):
-        if i % num_shards != shard or s.key in keys:  # another shard's, or the same video again
-            continue
-        keys.add(s.key)
-        stats["videos"] += 1
-        if (out / "features" / f"{s.key}.json").is_file():
-            stats["already_done"] += 1
-        else:
-            todo.append(s)
+    todo = _to_do(samples, shard, num_shards, out / "features", stats)
     t0 = time.time()
     writer = _CacheWriter(out / "features", on_error)
     events = _decoded_frames(todo, transform, sampler, decode_size)
@@ -160,6 +151,21 @@ def extract_features(
     stats["seconds"] = round(time.time() - t0, 3)
     stats["frames_per_s"] = round(stats["frames"] / max(stats["seconds"], 1e-9), 1)
     return stats
+
+
+def _to_do(samples, shard: int, num_shards: int, folder: Path, stats: dict) -> list:
+    """This shard's videos not yet in the cache ``folder`` (counts ``videos``/``already_done``)."""
+    todo, keys = [], set()
+    for i, s in enumerate(samples):
+        if i % num_shards != shard or s.key in keys:  # another shard's, or the same video again
+            continue
+        keys.add(s.key)
+        stats["videos"] += 1
+        if (folder / f"{s.key}.json").is_file():
+            stats["already_done"] += 1
+        else:
+            todo.append(s)
+    return todo
 
 
 #: settings of caches made before they were recorded
