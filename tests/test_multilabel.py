@@ -91,8 +91,11 @@ def test_task_trains_per_frame_bce_and_logs_map():
     bad = {**batch, "frame_labels": batch["frame_labels"][:, :-1]}
     with pytest.raises(ValueError, match=r"frame_labels \(4, 15, 10\) do not line up"):
         task._eval_step(bad, task.val_metrics, "val")
-    with pytest.raises(ValueError, match="no multi-label outputs"):
-        ClassificationTask("lrcn_tiny", {}, ["a", "b"], multilabel=True)
+    with pytest.raises(ValueError, match="no multi-label outputs"):  # a 3D CNN: no per-frame or pooled scores
+        ClassificationTask("c3d_tiny", {}, ["a", "b"], multilabel=True)
+    lrcn = ClassificationTask("lrcn_tiny", {}, ["a", "b"], multilabel=True).model  # per-step sigmoids, averaged
+    out = lrcn(torch.rand(2, 4, 3, 32, 32))
+    torch.testing.assert_close(out.logits.sigmoid(), out.frame_logits.sigmoid().mean(1))
 
 
 def test_fit_test_predict_multilabel(tmp_path, shared_data):

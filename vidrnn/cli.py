@@ -16,6 +16,7 @@ prints the result.
     vidrnn serve CKPT... [--host 127.0.0.1] [--port 8000] [--max-upload-mb 200]         vidrnn.web.app
     vidrnn fuse RGB_CKPT FLOW_CKPT [--weights 1:2] [--output F.json]                     vidrnn.inference.fuse
     vidrnn extract-flow --out DIR [--config C | VIDEO...] [--fps 15] [--method dis]      vidrnn.inference.flow
+    vidrnn export-yt8m CACHE --out DIR [--videos-per-shard 1000]                         vidrnn.inference.yt8m
 
 ``vidrnn fit`` with no arguments trains LRCN (tiny) on the embedded Moving Digits dataset and
 prints its test accuracy. Bad input (a config typo, a missing file, a wrong value) prints one
@@ -428,6 +429,15 @@ def cmd_extract_flow(args) -> int:
     return 0 if not stats["failed"] else 1
 
 
+def cmd_export_yt8m(args) -> int:
+    from vidrnn.inference.yt8m import cache_to_yt8m
+
+    r = cache_to_yt8m(args.cache, args.out, videos_per_shard=args.videos_per_shard)
+    print(f"export-yt8m: {r['videos']} videos ({r['feature_dim']}-d frame features, 8 bits) in {r['shards']} "
+          f"YouTube-8M frame-level shard(s) under {args.out}")
+    return 0
+
+
 def _seconds_arg(value: str, name: str) -> float:
     """``"1s"``, ``"1.5"``, ``"500ms"`` -> seconds (ValueError naming the option otherwise)."""
     v = value.strip().lower()
@@ -691,6 +701,11 @@ def build_parser() -> argparse.ArgumentParser:
     xf.add_argument("--on-error", choices=["skip", "raise"], default="skip")
     xf.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    xy = sub.add_parser("export-yt8m", help="write a feature cache as YouTube-8M frame-level TFRecord shards")
+    xy.add_argument("cache", help="a vidrnn extract-features folder (pooled vectors)")
+    xy.add_argument("--out", required=True, help="output folder for <prefix>NNNN.tfrecord")
+    xy.add_argument("--videos-per-shard", type=int, default=1000)
+
     st = sub.add_parser("stream", help="label a video as it is read (recurrent classifiers): one line per window, "
                                        "the recurrent state carried, constant memory")
     st.add_argument("checkpoint")
@@ -747,7 +762,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {"fit": cmd_fit, "validate": cmd_evaluate, "test": cmd_evaluate, "predict": cmd_predict,
             "models": cmd_models, "configs": cmd_configs, "extract-features": cmd_extract, "sample": cmd_sample,
-            "extract-flow": cmd_extract_flow,
+            "extract-flow": cmd_extract_flow, "export-yt8m": cmd_export_yt8m,
             "units": cmd_units, "gradients": cmd_gradients, "fusion-search": cmd_fusion_search,
             "fusion-report": cmd_fusion_report, "stream": cmd_stream, "export": cmd_export,
             "serve": cmd_serve, "fuse": cmd_fuse}

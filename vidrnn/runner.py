@@ -380,7 +380,8 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
     started = None
     try:
         n_all, n_train = _num_params(task.model)
-        sizes = {k: len(v) for k, v in dm.splits.items()}
+        # streamed splits (YouTube-8M shards) have no length: their shard count is reported
+        sizes = {k: len(v) if hasattr(v, "__len__") else f"{len(v.files)} shards of" for k, v in dm.splits.items()}
         if forecasting:
             monitor = "val/mse" if "val" in dm.splits else "train/loss"
         elif language:

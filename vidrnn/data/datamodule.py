@@ -23,6 +23,9 @@ from the ``data:`` section of a config.
   (``Charades_v1_classes.txt``); items carry per-frame action labels.
 * ``features`` -- a feature cache made by ``vidrnn extract-features`` (``cache``), which
   remembers the annotations it was made from.
+* ``yt8m`` -- YouTube-8M frame- or video-level TFRecord shards (``data.yt8m``: the shard globs
+  of each split, the number of classes, the vocabulary): multi-label, streamed; the models
+  read the features through ``model.encoder: {name: precomputed, feature_dim: 1152}``.
 * ``flow_cache`` -- an optical-flow cache made by ``vidrnn extract-flow --config`` (``cache``;
   clips of ``num_frames`` inputs, ``flow.stack`` fields each, ``transform.size`` crops): the
   flow stream trained without computing flow every epoch.
@@ -101,6 +104,31 @@ class MultiLabelDigitsSettings:
 
 
 @dataclass
+class YT8MSettings:
+    """``data.yt8m``: YouTube-8M TFRecord shards (:class:`~vidrnn.data.yt8m.YT8MShards`).
+
+    Attributes:
+        train, val, test: glob patterns (or lists of them) of each split's shards.
+        num_classes: K (3862 in the 2018 release, 4716 in 2017's).
+        level: ``frame`` (1 frame/s sequences) or ``video`` (the mean features).
+        features: feature lists, concatenated (rgb 1024 + audio 128 = 1152).
+        max_frames: first seconds kept per video (the starter code: 300).
+        shuffle_buffer: training videos mixed before batching.
+        vocabulary: the dataset's ``vocabulary.csv`` (class names); default ``class_<i>``.
+    """
+
+    train: str | list[str] | None = None
+    val: str | list[str] | None = None
+    test: str | list[str] | None = None
+    num_classes: int = 3862
+    level: Literal["frame", "video"] = "frame"
+    features: list[str] = field(default_factory=lambda: ["rgb", "audio"])
+    max_frames: int | None = 300
+    shuffle_buffer: int = 256
+    vocabulary: str | None = None
+
+
+@dataclass
 class FolderSplit:
     """``data.split`` of ``source: folder``: how train/val/test are made.
 
@@ -121,7 +149,7 @@ class FolderSplit:
 
 
 SOURCES = ("digits", "distractors", "multilabel_digits", "folder", "list", "ucf101", "hmdb51", "kinetics", "charades",
-           "features", "flow_cache")
+           "features", "flow_cache", "yt8m")
 
 
 @dataclass
@@ -132,6 +160,7 @@ class VideoDataSettings:
         source: where the videos and labels come from (see the module docstring).
         digits, distractors, multilabel_digits: settings of the embedded sources (only the
             chosen source's section may be given).
+        yt8m: ``source: yt8m``: YouTube-8M shards (:class:`YT8MSettings`).
         root: the video folder (``folder``, ``list``, ``ucf101``, ``hmdb51``, ``kinetics``, ``charades``).
         label_from: ``folder``: the class is the ``parent`` folder or the file's ``stem``.
         split: ``folder``: a :class:`FolderSplit`; ``ucf101``/``hmdb51``: the official split 1-3.
@@ -163,10 +192,11 @@ class VideoDataSettings:
     """
 
     source: Literal["digits", "distractors", "multilabel_digits", "folder", "list", "ucf101", "hmdb51", "kinetics",
-                    "charades", "features", "flow_cache"] = "digits"
+                    "charades", "features", "flow_cache", "yt8m"] = "digits"
     digits: DigitsSettings | None = None
     distractors: DistractorSettings | None = None
     multilabel_digits: MultiLabelDigitsSettings | None = None
+    yt8m: YT8MSettings | None = None
     root: str | None = None
     label_from: Literal["parent", "stem"] = "parent"
     split: int | FolderSplit | None = None
@@ -197,7 +227,8 @@ class VideoDataSettings:
 _EMBEDDED_SETTINGS = {"digits": DigitsSettings, "distractors": DistractorSettings,
                       "multilabel_digits": MultiLabelDigitsSettings}
 #: sub-sections that belong to one source (``data.digits`` for ``source: digits``)
-SOURCE_SECTIONS = tuple(_EMBEDDED_SETTINGS)
+_SOURCE_SETTINGS = {**_EMBEDDED_SETTINGS, "yt8m": YT8MSettings}
+SOURCE_SECTIONS = tuple(_SOURCE_SETTINGS)
 #: keys a data module adds to its resolved settings (not settings a user gives)
 DERIVED_KEYS = ("feature_kind",)
 
@@ -216,7 +247,7 @@ def validate_data_settings(given: dict | None, where: str = "data") -> dict:
     sampler = given.get("sampler")
     if isinstance(sampler, dict) and "name" not in sampler:
         given["sampler"] = {**DEFAULT_SAMPLER, **sampler}
-    return keep_source_section(validate_section(VideoDataSettings, given, where), _EMBEDDED_SETTINGS, where)
+    return keep_source_section(validate_section(VideoDataSettings, given, where), _SOURCE_SETTINGS, where)
 
 
 Splits = dict[str, list[VideoSample]]
@@ -342,6 +373,34 @@ def resolve_annotations(cfg: dict) -> tuple[Splits, list[str]]:
                       "hmdb51, kinetics, charades or features")
 
 
+def _yt8m_classes(vocabulary: str | None, num_classes: int) -> list[str]:
+    """Class names from YouTube-8M's ``vocabulary.csv`` (``Index,...,Name,...``), else ``class_<i>``.
+
+    Raises:
+        FileNotFoundError: no such file. ConfigError: no ``Index``/``Name`` columns, or an index
+        outside ``0..num_classes-1``.
+    """
+    names = [f"class_{i}" for i in range(num_classes)]
+    if not vocabulary:
+        return names
+    import csv
+
+    p = Path(vocabulary)
+    if not p.is_file():
+        raise FileNotFoundError(f"data.yt8m.vocabulary: {p} not found")
+    with p.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "Index" not in rows[0] or "Name" not in rows[0]:
+        raise ConfigError(f"data.yt8m.vocabulary: {p} needs the columns Index and Name (YouTube-8M's vocabulary.csv)")
+    for r in rows:
+        i = int(r["Index"])
+        if not 0 <= i < num_classes:
+            raise ConfigError(f"data.yt8m.vocabulary: {p} has Index {i}, outside 0..{num_classes - 1} "
+                              "(data.yt8m.num_classes)")
+        names[i] = r["Name"] or names[i]
+    return names
+
+
 class VideoDataModule(L.LightningDataModule):
     """Datasets and loaders for one ``data:`` config (checked and completed with the defaults
     of :class:`VideoDataSettings`).
@@ -384,6 +443,9 @@ class VideoDataModule(L.LightningDataModule):
         if c["source"] == "flow_cache":
             self._flow_cache_splits()
             return
+        if c["source"] == "yt8m":
+            self._yt8m_splits()
+            return
         if c["source"] == "features":
             from vidrnn.data.features import FeatureDataset, load_cache_meta
 
@@ -414,6 +476,21 @@ class VideoDataModule(L.LightningDataModule):
                 continue
             training = part == "train"
             self.splits[part] = self._clip_dataset(samples, sampler if training else test_sampler, training)
+
+    def _yt8m_splits(self) -> None:
+        from vidrnn.data.yt8m import YT8MShards, expand_shards
+
+        y = self.cfg["yt8m"]
+        if not y.get("train") and not y.get("test"):
+            raise ConfigError("data.yt8m: give the shards of the splits (data.yt8m.train, .val, .test: glob patterns)")
+        self.multilabel = True
+        K = int(y["num_classes"])
+        self.classes = _yt8m_classes(y.get("vocabulary"), K)
+        for part in ("train", "val", "test"):
+            if y.get(part):
+                self.splits[part] = YT8MShards(expand_shards(y[part], f"data.yt8m.{part}"), K, training=part == "train",
+                                               level=y["level"], features=y["features"], max_frames=y["max_frames"],
+                                               shuffle_buffer=int(y["shuffle_buffer"]))
 
     def _flow_cache_splits(self) -> None:
         from vidrnn.data.features import load_cache_meta
@@ -499,7 +576,9 @@ class VideoDataModule(L.LightningDataModule):
             return None
         c = self.cfg
         nw = int(c["num_workers"])
-        return DataLoader(self.splits[part], batch_size=int(c["batch_size"]), shuffle=shuffle, num_workers=nw,
+        iterable = isinstance(self.splits[part], torch.utils.data.IterableDataset)  # streamed: it shuffles itself
+        return DataLoader(self.splits[part], batch_size=int(c["batch_size"]), shuffle=shuffle and not iterable,
+                          num_workers=nw,
                           collate_fn=collate_clips, persistent_workers=nw > 0, pin_memory=torch.cuda.is_available(),
                           drop_last=False)
 
@@ -507,7 +586,9 @@ class VideoDataModule(L.LightningDataModule):
         return self._loader("train", True)
 
     def val_dataloader(self):
-        return self._loader("val", False) or []
+        loader = self._loader("val", False)  # no truth test: a streamed split's loader has no length
+        return [] if loader is None else loader
 
     def test_dataloader(self):
-        return self._loader("test", False) or []
+        loader = self._loader("test", False)
+        return [] if loader is None else loader

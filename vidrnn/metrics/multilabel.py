@@ -9,10 +9,11 @@ classes out; :class:`MeanAveragePrecision` does the same.
 from __future__ import annotations
 
 import torch
+from torchmetrics import Metric
 from torchmetrics.classification import MultilabelAveragePrecision
 from torchmetrics.utilities.data import dim_zero_cat
 
-__all__ = ["MeanAveragePrecision"]
+__all__ = ["MeanAveragePrecision", "GlobalAveragePrecision", "HitAtOne", "global_average_precision"]
 
 
 class MeanAveragePrecision(MultilabelAveragePrecision):
@@ -35,3 +36,81 @@ class MeanAveragePrecision(MultilabelAveragePrecision):
         if not bool(present.any()):
             return torch.tensor(float("nan"), device=ap.device)
         return ap[present].mean()
+
+
+def global_average_precision(preds: torch.Tensor, target: torch.Tensor, top_k: int = 20) -> torch.Tensor:
+    """YouTube-8M's GAP@k (its starter code's ``eval_util.calculate_gap``).
+
+    Each video contributes its ``top_k`` most confident predictions; all of them, pooled over
+    the videos, are sorted by confidence and scored as one ranked list:
+    ``GAP = sum_i P(i) rel(i) / N_pos``, with ``P(i)`` the precision of the first ``i``
+    predictions, ``rel(i)`` 1 when prediction ``i`` is a true label, and ``N_pos`` the number of
+    true labels of all the videos (including those outside the top k).
+
+    Args:
+        preds: ``(N, K)`` confidences. target: ``(N, K)`` 0/1.
+        top_k: predictions per video (20 in the challenge).
+
+    Returns:
+        A scalar (0 when there is no positive).
+    """
+    k = min(top_k, preds.shape[-1])
+    conf, idx = preds.float().topk(k, dim=-1)  # (N, k)
+    rel = target.float().gather(-1, idx).flatten()
+    order = conf.flatten().argsort(descending=True, stable=True)
+    rel = rel[order]
+    n_pos = target.float().sum()
+    if n_pos == 0:
+        return torch.tensor(0.0, device=preds.device)
+    precision = rel.cumsum(0) / torch.arange(1, len(rel) + 1, device=rel.device)
+    return (precision * rel).sum() / n_pos
+
+
+class GlobalAveragePrecision(Metric):
+    """GAP@k over everything seen (:func:`global_average_precision`).
+
+    Shape:
+        ``update(preds (N, K), target (N, K))``; ``compute() -> scalar``.
+    """
+
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(self, top_k: int = 20, **kwargs):
+        super().__init__(**kwargs)
+        self.top_k = int(top_k)
+        self.add_state("preds", default=[], dist_reduce_fx="cat")
+        self.add_state("target", default=[], dist_reduce_fx="cat")
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        k = min(self.top_k, preds.shape[-1])
+        conf, idx = preds.float().topk(k, dim=-1)  # keep only what GAP reads: the top k and the positives
+        self.preds.append(torch.zeros_like(preds, dtype=torch.float32).scatter_(-1, idx, conf))
+        self.target.append(target.float())
+
+    def compute(self) -> torch.Tensor:
+        return global_average_precision(dim_zero_cat(self.preds), dim_zero_cat(self.target), self.top_k)
+
+
+class HitAtOne(Metric):
+    """YouTube-8M's hit@1: the fraction of videos whose most confident class is a true label.
+
+    Shape:
+        ``update(preds (N, K), target (N, K))``; ``compute() -> scalar``.
+    """
+
+    full_state_update = False
+    higher_is_better = True
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.add_state("hits", default=torch.tensor(0.0), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.tensor(0.0), dist_reduce_fx="sum")
+
+    def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
+        top = preds.argmax(-1, keepdim=True)
+        self.hits += target.float().gather(-1, top).sum()
+        self.total += len(preds)
+
+    def compute(self) -> torch.Tensor:
+        return self.hits / self.total.clamp_min(1)

@@ -35,13 +35,21 @@ def build_classifier(model_name: str, model_kwargs: dict | None, num_classes: in
     Raises:
         ValueError: unknown model, or ``multilabel`` with a model that has no multi-label outputs.
     """
+    from vidrnn.models.base import VideoClassifier
+
     kwargs = dict(model_kwargs or {})
-    if multilabel:
-        if not accepts(model_name, "multilabel"):
-            raise ValueError(f"model {model_name!r} has no multi-label outputs; the data is multi-label "
-                             "(use temporal_attention_lstm or temporal_attention_lstm_tiny)")
+    if multilabel and accepts(model_name, "multilabel"):
         kwargs["multilabel"] = True
-    return create_model(model_name, num_classes=num_classes, **kwargs)
+    model = create_model(model_name, num_classes=num_classes, **kwargs)
+    if multilabel and not getattr(model, "multilabel", False):
+        if not isinstance(model, VideoClassifier):
+            raise ValueError(f"model {model_name!r} has no multi-label outputs; the data is multi-label "
+                             "(use a recurrent or pooling model: temporal_attention_lstm, deep_lstm, lrcn, "
+                             "avg_pooling, conv_pooling, ...)")
+        # per-step (LRCN, deep LSTM) or pooled scores read as independent sigmoid logits: per-step
+        # models then aggregate sigmoid probabilities (FrameOutputClassifier.aggregate)
+        model.multilabel = True
+    return model
 
 
 def build_forecaster(model_name: str, model_kwargs: dict | None, num_output: int | None) -> nn.Module:

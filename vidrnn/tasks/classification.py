@@ -43,7 +43,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from vidrnn.errors import ConfigError
 from vidrnn.metrics.attention import attention_mass_ratio
-from vidrnn.metrics.multilabel import MeanAveragePrecision
+from vidrnn.metrics.multilabel import GlobalAveragePrecision, HitAtOne, MeanAveragePrecision
 from vidrnn.models.base import ClassifierOutput, average_views
 from vidrnn.tasks.build import build_classifier
 from vidrnn.tasks.optim import configure_optimizer
@@ -74,8 +74,9 @@ class ClassificationSettings:
 
 
 def _metrics(num_classes: int, prefix: str, multilabel: bool = False) -> MetricCollection:
-    if multilabel:
-        return MetricCollection({"mAP": MeanAveragePrecision(num_classes)}, prefix=prefix)
+    if multilabel:  # GAP@20 and hit@1: YouTube-8M's measures
+        return MetricCollection({"mAP": MeanAveragePrecision(num_classes), "gap20": GlobalAveragePrecision(20),
+                                 "hit1": HitAtOne()}, prefix=prefix, compute_groups=False)
     return MetricCollection({
         "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
         "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),

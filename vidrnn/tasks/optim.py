@@ -66,8 +66,13 @@ def configure_optimizer(params, cfg: dict | None, trainer):
         opt = torch.optim.RMSprop(params, lr=lr, alpha=0.9, weight_decay=wd)
     if c["scheduler"] == "none":
         return opt
-    total = max(1, int(trainer.estimated_stepping_batches))
-    warm = int(c["warmup_epochs"] * total / max(1, trainer.max_epochs or 1))
+    est = trainer.estimated_stepping_batches
+    if math.isfinite(est) and est >= 1:
+        total, interval = int(est), "step"
+        warm = int(c["warmup_epochs"] * total / max(1, trainer.max_epochs or 1))
+    else:  # a streamed training set (no length: Lightning says -1): the schedule runs per epoch
+        total, interval = max(1, trainer.max_epochs or 1), "epoch"
+        warm = int(c["warmup_epochs"])
 
     def factor(step: int) -> float:
         if step < warm:
@@ -75,4 +80,4 @@ def configure_optimizer(params, cfg: dict | None, trainer):
         return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total - warm))))
 
     sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
-    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+    return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": interval}}
