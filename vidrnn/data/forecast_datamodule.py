@@ -21,6 +21,15 @@
   block-averaged by ``downsample`` first (2: 1 km -> 2 km pixels). Rain rates come from each
   reader (FMI reflectivity with pysteps' FMI Z-R pair, KNMI accumulations); ``zr_a``/``zr_b``
   define the network's scale, ``clip((dBZ + 10) / 70, 0, 1)`` with ``dBZ`` from Z = a R^b.
+
+  Training across events: ``radar.events: [{root, source}, ...]`` replaces ``radar.train``:
+  ``num_train`` windows per epoch are drawn evenly from every event (the last ``val_fraction``
+  of each is its validation part, when both parts hold a window; a shorter event is all
+  training), the ``test`` event being left out. ``pixel_km`` puts every
+  event on a common grid (each is block-averaged from its own pixel size to that size);
+  ``augment`` rotates (by 90 degrees) and flips each training window; every event must have
+  the test event's time step. ``thresholds`` (mm/h) sets the scores' thresholds (default 0.5,
+  2, 5, 10, 30); ``sprog: true`` adds pysteps' S-PROG to the test baselines.
 """
 
 from __future__ import annotations
@@ -59,10 +68,11 @@ class MovingMNISTSettings:
 
 @dataclass
 class RadarEvent:
-    """One radar event: the folder of its files and their format."""
+    """One radar event: the folder of its files and their format (``fmi``, ``knmi``: vidrnn's
+    readers; ``mch``, ``bom``, ``rmi``: pysteps' importers)."""
 
     root: str | None = None
-    source: Literal["fmi", "knmi"] = "fmi"
+    source: Literal["fmi", "knmi", "mch", "bom", "rmi"] = "fmi"
 
 
 @dataclass
@@ -71,6 +81,11 @@ class RadarSettings:
 
     train: RadarEvent = field(default_factory=lambda: RadarEvent(source="fmi"))
     test: RadarEvent = field(default_factory=lambda: RadarEvent(source="knmi"))
+    events: list[RadarEvent] | None = None
+    pixel_km: float | None = None
+    augment: bool = False
+    thresholds: list[float] | None = None
+    sprog: bool = False
     val_fraction: float = 0.25
     downsample: int = 2
     crop: int = 64
@@ -126,10 +141,12 @@ def validate_forecast_data_settings(given: dict | None, where: str = "data") -> 
 class _Resampled(torch.utils.data.Dataset):
     """``num`` random training windows of a radar event per epoch; a window whose target has
     more than ``1 - min_valid`` missing pixels (outside the radars' range) is drawn again (up to
-    20 times), so training crops show radar data rather than the no-data mask."""
+    20 times), so training crops show radar data rather than the no-data mask. ``augment``:
+    each window is rotated by a random multiple of 90 degrees and flipped with probability 0.5
+    (the same for all its frames: rain moves another way, with the same physics)."""
 
-    def __init__(self, base, num: int, min_valid: float = 0.0):
-        self.base, self.num, self.min_valid = base, num, float(min_valid)
+    def __init__(self, base, num: int, min_valid: float = 0.0, augment: bool = False):
+        self.base, self.num, self.min_valid, self.augment = base, num, float(min_valid), augment
 
     def __len__(self) -> int:
         return self.num
@@ -139,6 +156,11 @@ class _Resampled(torch.utils.data.Dataset):
             item = self.base[int(torch.randint(len(self.base), ()).item())]
             if torch.isfinite(item["target_rain"]).float().mean() >= self.min_valid:
                 break
+        if self.augment:
+            k, flip = int(torch.randint(4, ()).item()), bool(torch.rand(()) < 0.5)
+            for key in ("input", "target", "input_rain", "target_rain"):
+                x = torch.rot90(item[key], k, dims=(-2, -1))
+                item[key] = (x.flip(-1) if flip else x).contiguous()
         return item
 
 
@@ -199,36 +221,67 @@ class ForecastDataModule(L.LightningDataModule):
             splits["test"] = MovingMNIST(eval_digits, int(m["num_test"]), seed=int(m["test_seed"]), **common)
         return splits
 
+    def _load_event(self, event: dict, name: str, pixel_km: float | None, downsample: int):
+        from vidrnn.data.radar import _block_nanmean, load_radar_sequence
+
+        if not (event or {}).get("root"):
+            raise ConfigError(f"data.radar.{name}.root: the folder of the event's radar files is required")
+        if pixel_km is None:
+            return load_radar_sequence(event["root"], event["source"], downsample=downsample)
+        rain, times, meta = load_radar_sequence(event["root"], event["source"], downsample=1)
+        size_m = (meta.get("pixel_size_m") or (1000.0, 1000.0))[0]
+        k = max(1, int(round(pixel_km * 1000.0 / float(size_m))))
+        meta["downsample"] = k
+        return _block_nanmean(rain, k), times, meta
+
     def _build_radar(self) -> dict:
-        from vidrnn.data.radar import RadarWindows, load_radar_sequence
+        from vidrnn.data.radar import RadarWindows
 
         s, r = self.settings, self.settings["radar"]
-        for part in ("train", "test"):
-            if not (r.get(part) or {}).get("root"):
-                raise ConfigError(f"data.radar.{part}.root: the folder of the {part} event's radar files is required")
+        if r.get("thresholds"):
+            s["thresholds"] = [float(t) for t in r["thresholds"]]
         win = dict(in_frames=int(s["num_input"]), out_frames=int(s["num_output"]), a=float(r["zr_a"]),
                    b=float(r["zr_b"]))
-        ds = int(r["downsample"])
-        train_rain, train_times, _ = load_radar_sequence(r["train"]["root"], r["train"]["source"], downsample=ds)
-        test_rain, test_times, _ = load_radar_sequence(r["test"]["root"], r["test"]["source"], downsample=ds)
+        ds, px = int(r["downsample"]), r.get("pixel_km")
+        events = r.get("events") or [r["train"]]
+        names = ["train"] if not r.get("events") else [f"events[{i}]" for i in range(len(events))]
+        test_rain, test_times, _ = self._load_event(r["test"], "test", px, ds)
+        step = np.median(np.diff([t.timestamp() for t in test_times])) / 60
         need = win["in_frames"] + win["out_frames"]
-        n_val = int(round(len(train_rain) * float(r["val_fraction"])))
-        n_train = len(train_rain) - n_val
-        if n_train < need or (n_val and n_val < need):
-            raise ConfigError(f"data.radar: the train event has {len(train_rain)} frames; with val_fraction="
-                              f"{r['val_fraction']} the parts ({n_train}, {n_val} frames) must each hold a window of "
-                              f"{need} frames (num_input + num_output)")
         crop, eval_crop = r["crop"], r["eval_crop"]
         ev = dict(random_crop=False, stride=int(r["stride"]), crop=eval_crop, **win)
-        train = RadarWindows(train_rain[:n_train], crop=crop, random_crop=True, seed=None, **win)
-        splits = {"train": _Resampled(train, int(r["num_train"]), float(r["min_valid"]))}
-        if n_val:
-            val_rain = train_rain[n_train:]
-            splits["val"] = RadarWindows(trim_frames(val_rain) if eval_crop is None else val_rain, **ev)
+        trains, vals, info = [], [], {}
+        for event, name in zip(events, names):
+            rain, times, _ = self._load_event(event, name, px, ds)
+            ev_step = np.median(np.diff([t.timestamp() for t in times])) / 60
+            if abs(ev_step - step) > 1e-6:
+                raise ConfigError(f"data.radar.{name} ({event['root']}): frames every {ev_step:g} min, the test "
+                                  f"event every {step:g} min; a forecaster learns one time step")
+            n_val = int(round(len(rain) * float(r["val_fraction"])))
+            n_train = len(rain) - n_val
+            if len(events) > 1 and (n_val < need or n_train < need):
+                n_val, n_train = 0, len(rain)  # across events: a short event is all training
+            if n_train < need or (n_val and n_val < need):
+                raise ConfigError(f"data.radar.{name}: the event has {len(rain)} frames; with val_fraction="
+                                  f"{r['val_fraction']} the parts ({n_train}, {n_val} frames) must each hold a window "
+                                  f"of {need} frames (num_input + num_output)")
+            if min(rain.shape[1:]) < crop:
+                raise ConfigError(f"data.radar.crop={crop}: larger than the frames of {event['root']} ({rain.shape[1:]})")
+            trains.append(RadarWindows(rain[:n_train], crop=crop, random_crop=True, seed=None, **win))
+            if n_val:
+                val_rain = rain[n_train:]
+                vals.append(RadarWindows(trim_frames(val_rain) if eval_crop is None else val_rain, **ev))
+            info[name] = [str(times[0]), str(times[-1]), len(rain), str(event["root"])]
+        per_event = max(1, int(r["num_train"]) // len(trains))
+        train = torch.utils.data.ConcatDataset([_Resampled(t, per_event, float(r["min_valid"]), augment=bool(r["augment"]))
+                                                for t in trains])
+        splits = {"train": train}
+        if vals:
+            splits["val"] = vals[0] if len(vals) == 1 else torch.utils.data.ConcatDataset(vals)
         splits["test"] = RadarWindows(trim_frames(test_rain) if eval_crop is None else test_rain, **ev)
-        s["timestep_minutes"] = float(np.median(np.diff([t.timestamp() for t in test_times])) / 60)
-        self.event_info = {"train": [str(train_times[0]), str(train_times[-1]), len(train_rain)],
-                           "test": [str(test_times[0]), str(test_times[-1]), len(test_rain)]}
+        s["timestep_minutes"] = float(step)
+        info["test"] = [str(test_times[0]), str(test_times[-1]), len(test_rain), str(r["test"]["root"])]
+        self.event_info = info
         return splits
 
     # ------------------------------------------------------------------ loaders

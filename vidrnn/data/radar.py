@@ -28,7 +28,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vidrnn.io.radar import FMI_NO_ECHO_DBZ, SOURCE_ZR, find_radar_files, read_fmi_pgm, read_knmi_hdf5
+from vidrnn.io.radar import (FMI_NO_ECHO_DBZ, SOURCE_ZR, find_radar_files, read_fmi_pgm, read_knmi_hdf5,
+                             read_pysteps)
 from vidrnn.metrics.rainrate import check_zr, dbz_to_rainrate, to_unit
 
 __all__ = ["load_radar_sequence", "RadarWindows"]
@@ -65,7 +66,8 @@ def load_radar_sequence(root, source: str, *, downsample: int = 1, a: float | No
 
     Args:
         root: folder holding the files (searched recursively).
-        source: ``"fmi"`` or ``"knmi"``.
+        source: ``"fmi"``, ``"knmi"`` (vidrnn's readers), ``"mch"``, ``"bom"`` or ``"rmi"``
+            (pysteps' importers, :func:`vidrnn.io.radar.read_pysteps`).
         downsample: ``k``: average ``k x k`` pixel blocks (NaN ignored, all-NaN block -> NaN;
             incomplete blocks at the bottom/right edge are dropped). 1 keeps full resolution.
         a: Z-R coefficient for reflectivity sources (None: the source's pysteps default).
@@ -96,8 +98,10 @@ def load_radar_sequence(root, source: str, *, downsample: int = 1, a: float | No
             dbz, m = read_fmi_pgm(p)
             rain = dbz_to_rainrate(dbz, za, zb)
             rain[dbz <= FMI_NO_ECHO_DBZ] = 0.0  # the lowest code is "no echo": 0 mm/h, as pysteps
-        else:
+        elif source == "knmi":
             rain, m = read_knmi_hdf5(p)
+        else:  # MeteoSwiss, BoM, RMI: pysteps' importers
+            rain, m = read_pysteps(p, source)
         if first_meta is None:
             first_meta, shape0 = m, rain.shape
         elif rain.shape != shape0:
@@ -120,7 +124,7 @@ def load_radar_sequence(root, source: str, *, downsample: int = 1, a: float | No
         meta["pixel_size_m"] = tuple(s * downsample for s in first_meta["pixel_size_m"])
     if "projection" in first_meta:
         meta["projection"] = first_meta["projection"]
-    if source == "knmi":
+    if "accumulation_minutes" in first_meta:
         meta["accumulation_minutes"] = first_meta["accumulation_minutes"]
     return np.stack(frames).astype(np.float32, copy=False), stamps, meta
 

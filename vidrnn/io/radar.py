@@ -27,18 +27,30 @@ import numpy as np
 
 from vidrnn.io.files import read_maybe_gzip
 
-__all__ = ["read_fmi_pgm", "read_knmi_hdf5", "find_radar_files", "SOURCES", "SOURCE_ZR", "FMI_NO_ECHO_DBZ"]
+__all__ = ["read_fmi_pgm", "read_knmi_hdf5", "read_pysteps", "find_radar_files", "SOURCES", "SOURCE_ZR",
+           "FMI_NO_ECHO_DBZ", "PYSTEPS_IMPORTERS"]
 
-#: ``source -> (file-name regex with the timestamp as group 1, glob pattern, description)``
+#: ``source -> (file-name regex with the timestamp as group 1, glob pattern, description, strptime format)``
 _PATTERNS = {
     "fmi": (re.compile(r"^(\d{12})_fmi\..*\.pgm(\.gz)?$"), "*_fmi.*.pgm*",
-            "YYYYMMDDHHMM_fmi.radar.composite.*.pgm[.gz]"),
+            "YYYYMMDDHHMM_fmi.radar.composite.*.pgm[.gz]", "%Y%m%d%H%M"),
     "knmi": (re.compile(r"^RAD_NL\d*_.*?_(\d{12})\.(h5|hdf5)$"), "RAD_*.h5*",
-             "RAD_NL25_RAP_5min_YYYYMMDDHHMM.h5"),
+             "RAD_NL25_RAP_5min_YYYYMMDDHHMM.h5", "%Y%m%d%H%M"),
+    # read through pysteps' importers (read_pysteps): MeteoSwiss, BoM Rainfields3, ODIM HDF5 (RMI)
+    "mch": (re.compile(r"^AQC(\d{9})[FV]_\d+\.\d+\.gif$"), "AQC*.gif", "AQCyyDOYHHMM[F|V]_00005.801.gif",
+            "%y%j%H%M"),
+    "bom": (re.compile(r"^\d+_(\d{8}_\d{6})\.prcp-c10\.nc$"), "*.prcp-c10.nc", "RR_YYYYMMDD_HHMMSS.prcp-c10.nc",
+            "%Y%m%d_%H%M%S"),
+    "rmi": (re.compile(r"^(\d{14})\.rad\..*\.hdf$"), "*.rad.*.hdf", "YYYYMMDDHHMMSS.rad.best.comp.rate.qpe.hdf",
+            "%Y%m%d%H%M%S"),
 }
 SOURCES = tuple(_PATTERNS)
 #: Z-R pairs pysteps' importers attach to each source (FMI: 223, 1.53; KNMI: Marshall-Palmer).
-SOURCE_ZR = {"fmi": (223.0, 1.53), "knmi": (200.0, 1.6)}
+SOURCE_ZR = {"fmi": (223.0, 1.53), "knmi": (200.0, 1.6), "mch": (316.0, 1.5), "bom": (200.0, 1.6),
+             "rmi": (200.0, 1.6)}
+#: the sources read through pysteps' importers, with the importer and its arguments
+PYSTEPS_IMPORTERS = {"mch": ("import_mch_gif", {"product": "AQC", "unit": "mm", "accutime": 5.0}),
+                     "bom": ("import_bom_rf3", {}), "rmi": ("import_odim_hdf5", {"qty": "RATE"})}
 
 _FMI_NODATA = 255
 FMI_NO_ECHO_DBZ = -32.0  #: dBZ of code 0 ("no echo") in FMI composites
@@ -279,13 +291,56 @@ def read_knmi_hdf5(path) -> tuple[np.ndarray, dict[str, Any]]:
 
 
 
+def read_pysteps(path, source: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """One radar file of a format pysteps reads (MeteoSwiss GIF, BoM Rainfields3 netCDF, ODIM HDF5),
+    through pysteps' importer and its ``to_rainrate`` conversion.
+
+    Args:
+        path: the file. source: ``"mch"``, ``"bom"`` or ``"rmi"`` (:data:`PYSTEPS_IMPORTERS`).
+
+    Returns:
+        ``(rain, meta)``: rain rate float32 ``(H, W)`` in mm/h with NaN where missing; ``meta``
+        with ``timestamp`` (from the file name, naive UTC), ``pixel_size_m`` ``(x, y)``,
+        ``accumulation_minutes`` and the importer's ``unit``.
+
+    Raises:
+        ValueError: unknown source, or a file pysteps cannot read (names the file and the
+        reason). ImportError: pysteps (or netCDF4 for BoM) is not installed.
+    """
+    if source not in PYSTEPS_IMPORTERS:
+        raise ValueError(f"source={source!r}: pysteps-read sources are {list(PYSTEPS_IMPORTERS)}")
+    try:
+        from pysteps.io import importers
+        from pysteps.utils.conversion import to_rainrate
+    except ImportError as e:
+        raise ImportError(f"reading {source} radar files needs pysteps (pip install 'vidrnn[radar]'): {e}") from None
+    name, kwargs = PYSTEPS_IMPORTERS[source]
+    p = Path(path)
+    try:
+        precip, _, meta = getattr(importers, name)(str(p), **kwargs)
+        rain, meta = to_rainrate(precip, meta)
+    except ImportError:
+        raise
+    except Exception as e:  # noqa: BLE001 -- any failure of the importer is a file pysteps cannot read
+        raise ValueError(f"{p}: pysteps cannot read this {source} file ({e.__class__.__name__}: {e})") from None
+    regex, _, human, fmt = _PATTERNS[source]
+    m = regex.match(p.name)
+    if m is None:
+        raise ValueError(f"{p}: not a {source} file name (expected {human})")
+    out = {"timestamp": _dt.datetime.strptime(m.group(1), fmt), "unit": meta.get("unit"),
+           "pixel_size_m": (float(meta["xpixelsize"]), float(meta["ypixelsize"])),
+           "accumulation_minutes": float(meta.get("accutime") or 0)}
+    return np.asarray(rain, dtype=np.float32), out
+
+
 def find_radar_files(root, source: str) -> list[Path]:
     """The radar files of one source under ``root`` (searched recursively), in time order.
 
     Args:
         root: folder, e.g. ``pysteps-data/radar/fmi/20160928`` or ``pysteps-data/radar/fmi``.
-        source: ``"fmi"`` (``YYYYMMDDHHMM_fmi.radar.composite.*.pgm[.gz]``) or ``"knmi"``
-            (``RAD_NL25_RAP_5min_YYYYMMDDHHMM.h5``).
+        source: ``"fmi"`` (``YYYYMMDDHHMM_fmi.radar.composite.*.pgm[.gz]``), ``"knmi"``
+            (``RAD_NL25_RAP_5min_YYYYMMDDHHMM.h5``), ``"mch"``, ``"bom"`` or ``"rmi"`` (see
+            :data:`_PATTERNS`).
 
     Returns:
         Paths sorted by the timestamp in their names.
@@ -297,14 +352,14 @@ def find_radar_files(root, source: str) -> list[Path]:
     if source not in _PATTERNS:
         raise ValueError(f"source={source!r}: expected one of {list(SOURCES)}")
     root = Path(root)
-    regex, glob, human = _PATTERNS[source]
+    regex, glob, human, fmt = _PATTERNS[source]
     if not root.is_dir():
         raise FileNotFoundError(f"radar folder not found: {root} (expected a folder of {source} files {human})")
     found = []
     for p in root.rglob(glob):
         m = regex.match(p.name)
         if m and p.is_file():
-            found.append((_dt.datetime.strptime(m.group(1), "%Y%m%d%H%M"), p))
+            found.append((_dt.datetime.strptime(m.group(1), fmt), p))
     if not found:
         raise FileNotFoundError(f"no {source} radar files in {root}: expected names like {human}")
     found.sort()

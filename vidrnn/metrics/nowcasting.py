@@ -165,7 +165,8 @@ class NowcastingScores(Metric):
 
     Shape:
         update: ``pred`` and ``target`` ``(B, T, ...)`` rain rate in mm/h, NaN = missing.
-        compute: ``{"csi", "pod", "far", "hss"}`` each ``(n_thresholds, T)``.
+        compute: ``{"csi", "pod", "far", "hss"}`` each ``(n_thresholds, T)``, and ``"mae"``
+        ``(T,)``: the mean absolute error (mm/h) per lead time over the pixels where both are known.
 
     Raises:
         ValueError: empty thresholds, unknown comparison, mismatched shapes,
@@ -187,6 +188,8 @@ class NowcastingScores(Metric):
         T = 0 if lead_times is None else int(lead_times)
         for name in _COUNTS:
             self.add_state(name, default=torch.zeros(len(thresholds), T, dtype=torch.int64), dist_reduce_fx="sum")
+        self.add_state("abs_error", default=torch.zeros(T, dtype=torch.float64), dist_reduce_fx="sum")
+        self.add_state("pixels", default=torch.zeros(T, dtype=torch.int64), dist_reduce_fx="sum")
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         """Add the contingency tables of one batch (see the class docstring for shapes)."""
@@ -198,6 +201,8 @@ class NowcastingScores(Metric):
         if self.hits.shape[1] == 0:
             for name in _COUNTS:
                 setattr(self, name, torch.zeros(len(self.thresholds), T, dtype=torch.int64, device=self.hits.device))
+            self.abs_error = torch.zeros(T, dtype=torch.float64, device=self.hits.device)
+            self.pixels = torch.zeros(T, dtype=torch.int64, device=self.hits.device)
         elif self.hits.shape[1] != T:
             raise ValueError(f"pred has T={T} lead times, earlier updates had {self.hits.shape[1]}")
         dims = [0] + list(range(2, pred.ndim))
@@ -205,11 +210,18 @@ class NowcastingScores(Metric):
             table = contingency(pred, target, thr, comparison=self.comparison, dim=dims)  # each (T,)
             for name in _COUNTS:
                 getattr(self, name)[i] += table[name].to(self.hits.device)
+        known = torch.isfinite(pred) & torch.isfinite(target)
+        err = torch.where(known, (pred.double() - target.double()).abs(), torch.zeros((), dtype=torch.float64,
+                                                                                     device=pred.device))
+        self.abs_error += err.sum(dim=dims).to(self.abs_error.device)
+        self.pixels += known.sum(dim=dims).to(self.pixels.device)
 
     def compute(self) -> dict[str, torch.Tensor]:
-        """Scores from the summed tables: each ``(n_thresholds, T)``, NaN where undefined."""
+        """Scores from the summed tables: each ``(n_thresholds, T)``, NaN where undefined; ``mae``
+        ``(T,)`` in mm/h."""
         counts = {name: getattr(self, name) for name in _COUNTS}
-        return {"csi": csi(counts), "pod": pod(counts), "far": far(counts), "hss": hss(counts)}
+        mae = (self.abs_error / self.pixels.clamp_min(1)).float().masked_fill(self.pixels == 0, float("nan"))
+        return {"csi": csi(counts), "pod": pod(counts), "far": far(counts), "hss": hss(counts), "mae": mae}
 
 
 def scores_table(result: Mapping[str, torch.Tensor], thresholds: Sequence[float], lead_minutes,

@@ -2,8 +2,10 @@
 
 * Loss (``loss``): ``"bce"`` -- per-pixel binary cross-entropy on [0, 1] intensities, the loss
   of Shi et al. 2015 (logged also as the paper's per-sequence cross-entropy); ``"mse"`` -- mean
-  squared error of ``sigmoid(logits)``; ``"mse+mae"`` -- their sum (Shi et al. 2017 train with
-  the sum of (balanced) MSE and MAE).
+  squared error of ``sigmoid(logits)``; ``"mse+mae"`` -- their sum; ``"balanced"`` -- radar:
+  Shi et al. 2017's B-MSE + B-MAE, each pixel's error weighted by its true rain rate
+  (:func:`balanced_weights`: 1, 2, 5, 10, 30 from 0, 2, 5, 10, 30 mm/h; missing pixels 0), on the
+  unit scale (dBZ-like: a transformed target).
 * Metrics: ``mse``, ``mae`` (per frame: summed over pixels, averaged over frames and
   sequences), ``ssim``, ``psnr``, ``cross_entropy`` (per sequence) via
   :class:`vidrnn.metrics.forecasting.ForecastMetrics`, logged as ``val/...``, ``test/...``; the
@@ -29,13 +31,26 @@ import torch.nn.functional as F
 from vidrnn.metrics.forecasting import ForecastMetrics
 from vidrnn.metrics.nowcasting import DEFAULT_THRESHOLDS, NowcastingScores
 from vidrnn.metrics.rainrate import from_unit
-from vidrnn.models.extrapolation import persistence, pysteps_available, pysteps_extrapolation
+from vidrnn.models.extrapolation import persistence, pysteps_available, pysteps_extrapolation, pysteps_sprog
 from vidrnn.tasks.build import build_forecaster
 from vidrnn.tasks.optim import configure_optimizer
 
-__all__ = ["ForecastingTask", "ForecastingSettings", "ScheduledSampling", "NowcastEvaluation", "forecast_report"]
+__all__ = ["ForecastingTask", "ForecastingSettings", "ScheduledSampling", "NowcastEvaluation", "forecast_report",
+           "balanced_weights"]
 
-LOSSES = ("bce", "mse", "mse+mae")
+LOSSES = ("bce", "mse", "mse+mae", "balanced")
+#: Shi et al. 2017's balanced-loss weights: rain rate (mm/h) from each threshold on weighs this much
+BALANCE_THRESHOLDS, BALANCE_WEIGHTS = (2.0, 5.0, 10.0, 30.0), (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+def balanced_weights(target_rain: torch.Tensor) -> torch.Tensor:
+    """Per-pixel weights of the B-MSE/B-MAE loss (Shi et al. 2017, HKO-7): 1 below 2 mm/h, 2 from
+    2, 5 from 5, 10 from 10 and 30 from 30 mm/h, so the rare heavy rain is not drowned by the dry
+    pixels; 0 where the truth is missing (NaN)."""
+    k = torch.bucketize(torch.nan_to_num(target_rain, nan=0.0), torch.tensor(BALANCE_THRESHOLDS,
+                                                                             device=target_rain.device), right=True)
+    w = torch.tensor(BALANCE_WEIGHTS, device=target_rain.device)[k]
+    return w.masked_fill(torch.isnan(target_rain), 0.0)
 
 
 @dataclass
@@ -53,28 +68,30 @@ class ForecastingSettings:
     """The ``forecasting:`` section of a config.
 
     Attributes:
-        loss: ``bce`` (per-pixel cross-entropy, Shi et al. 2015), ``mse`` or ``mse+mae``.
+        loss: ``bce`` (per-pixel cross-entropy, Shi et al. 2015), ``mse``, ``mse+mae`` or ``balanced`` (radar).
         scheduled_sampling: for forecasters that read the previous frame
             (``model.forecaster_input: previous_frame``); null = off.
         ssim: compute SSIM during evaluation (costs time on large frames).
     """
 
-    loss: Literal["bce", "mse", "mse+mae"] = "bce"
+    loss: Literal["bce", "mse", "mse+mae", "balanced"] = "bce"
     scheduled_sampling: ScheduledSampling | None = None
     ssim: bool = True
 
 
 class NowcastEvaluation(nn.Module):
-    """Radar evaluation, written once for ``vidrnn test`` and ``vidrnn predict``: CSI, POD, FAR
-    and HSS per rain-rate threshold and lead time of the model's forecasts, beside Eulerian
-    persistence and pysteps' Lagrangian extrapolation on the same windows.
+    """Radar evaluation, written once for ``vidrnn test`` and ``vidrnn predict``: CSI, POD, FAR,
+    HSS per rain-rate threshold and lead time and MAE (mm/h) per lead time, of the model's
+    forecasts beside Eulerian persistence, pysteps' Lagrangian extrapolation and pysteps'
+    S-PROG on the same windows.
 
     Args:
         thresholds: event thresholds in mm/h.
         zr_a, zr_b: the Z-R pair of the network's unit scale (to turn forecasts into mm/h).
         baselines: also score persistence and (when pysteps and OpenCV import, and
-            ``extrapolation``) pysteps extrapolation.
-        extrapolation: score pysteps extrapolation (slow: Lucas-Kanade per window).
+            ``extrapolation``/``sprog``) the pysteps baselines.
+        extrapolation: score pysteps extrapolation (Lucas-Kanade + semi-Lagrangian; ~0.1 s per window).
+        sprog: score pysteps S-PROG (cascade of AR(2) scales; slower).
 
     Shape:
         update: forecasts ``(B, T_out, 1, H, W)`` on the unit scale [0, 1]; ``input_rain``
@@ -82,14 +99,15 @@ class NowcastEvaluation(nn.Module):
     """
 
     def __init__(self, thresholds: Sequence[float], *, zr_a: float = 200.0, zr_b: float = 1.6,
-                 baselines: bool = True, extrapolation: bool = True):
+                 baselines: bool = True, extrapolation: bool = True, sprog: bool = False):
         super().__init__()
         self.thresholds = tuple(float(t) for t in thresholds)
         self.zr_a, self.zr_b = float(zr_a), float(zr_b)
         self.model_scores = NowcastingScores(self.thresholds)
         self.persistence = NowcastingScores(self.thresholds) if baselines else None
-        self.extrapolation = (NowcastingScores(self.thresholds)
-                              if baselines and extrapolation and pysteps_available() else None)
+        have = baselines and pysteps_available()
+        self.extrapolation = NowcastingScores(self.thresholds) if have and extrapolation else None
+        self.sprog = NowcastingScores(self.thresholds) if have and sprog else None
         self.extrapolation_wanted = baselines and extrapolation
 
     def update(self, forecast_unit: torch.Tensor, input_rain: torch.Tensor, target_rain: torch.Tensor) -> None:
@@ -100,13 +118,16 @@ class NowcastEvaluation(nn.Module):
             self.persistence.update(persistence(input_rain.to(target.device), T), target)
         if self.extrapolation is not None:
             self.extrapolation.update(pysteps_extrapolation(input_rain.cpu(), T), target_rain.cpu())
+        if self.sprog is not None:
+            self.sprog.update(pysteps_sprog(input_rain.cpu(), T), target_rain.cpu())
 
     def compute(self) -> dict:
-        """``{"thresholds", "nowcasting", "persistence", "pysteps_extrapolation"}`` (each score
-        ``(n_thresholds, T)`` as lists; baselines only when scored); resets the state."""
+        """``{"thresholds", "nowcasting", "persistence", "pysteps_extrapolation", "pysteps_sprog"}``
+        (each score ``(n_thresholds, T)`` as lists, ``mae`` ``(T,)``; baselines only when
+        scored); resets the state."""
         out = {"thresholds": list(self.thresholds)}
         for key, metric in (("nowcasting", self.model_scores), ("persistence", self.persistence),
-                            ("pysteps_extrapolation", self.extrapolation)):
+                            ("pysteps_extrapolation", self.extrapolation), ("pysteps_sprog", self.sprog)):
             if metric is not None:
                 out[key] = {k: v.tolist() for k, v in metric.compute().items()}
                 metric.reset()
@@ -147,8 +168,9 @@ class ForecastingTask(L.LightningModule):
             thr = tuple(data.get("thresholds") or DEFAULT_THRESHOLDS)
             zr = dict(zr_a=data.get("zr_a", 200.0), zr_b=data.get("zr_b", 1.6))
             want_extrapolation = (data.get("radar") or {}).get("pysteps_baseline", True)
+            want_sprog = bool((data.get("radar") or {}).get("sprog", False))
             self.val_scores = NowcastEvaluation(thr, baselines=False, **zr)
-            self.test_scores = NowcastEvaluation(thr, extrapolation=want_extrapolation, **zr)
+            self.test_scores = NowcastEvaluation(thr, extrapolation=want_extrapolation, sprog=want_sprog, **zr)
         else:
             self.val_scores = self.test_scores = None
         self.last_eval: dict = {}
@@ -167,11 +189,18 @@ class ForecastingTask(L.LightningModule):
         """Forecast intensities in [0, 1], ``(B, T_out, C, H, W)`` for ``x (B, T_in, C, H, W)``."""
         return torch.sigmoid(self.model(x, num_output or self.num_output))
 
-    def _loss(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _loss(self, logits: torch.Tensor, target: torch.Tensor, target_rain: torch.Tensor | None = None
+              ) -> torch.Tensor:
         logits = logits.float()
         if self.hparams.loss == "bce":
             return F.binary_cross_entropy_with_logits(logits, target)
         pred = torch.sigmoid(logits)
+        if self.hparams.loss == "balanced":
+            if target_rain is None:
+                raise ValueError("forecasting.loss=balanced weights pixels by their rain rate: radar data only")
+            w = balanced_weights(target_rain.float())
+            err = pred - target
+            return (w * err.square()).sum() / w.sum().clamp_min(1) + (w * err.abs()).sum() / w.sum().clamp_min(1)
         loss = F.mse_loss(pred, target)
         if self.hparams.loss == "mse+mae":
             loss = loss + F.l1_loss(pred, target)
@@ -182,7 +211,7 @@ class ForecastingTask(L.LightningModule):
         x, y = batch["input"], batch["target"]
         tf = self.teacher_forcing()
         logits = self.model(x, y.shape[1], targets=y if tf > 0 else None, teacher_forcing=tf)
-        loss = self._loss(logits, y)
+        loss = self._loss(logits, y, batch.get("target_rain"))
         self.log("train/loss", loss, prog_bar=True, batch_size=len(x))
         if tf > 0:
             self.log("train/teacher_forcing", tf, batch_size=len(x))
@@ -191,7 +220,7 @@ class ForecastingTask(L.LightningModule):
     def _eval_step(self, batch, metrics, scores, stage: str):
         x, y = batch["input"], batch["target"]
         logits = self.model(x, y.shape[1])
-        loss = self._loss(logits, y)
+        loss = self._loss(logits, y, batch.get("target_rain"))
         pred = torch.sigmoid(logits.float())
         metrics.update(pred, y)
         self.log(f"{stage}/loss", loss, prog_bar=stage == "val", batch_size=len(x), sync_dist=True)
