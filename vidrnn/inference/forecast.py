@@ -10,8 +10,9 @@ Inputs (each one of):
 * a folder of radar files (FMI ``*.pgm.gz`` or KNMI ``*.h5``): its first ``num`` windows.
 
 For every sequence it writes ``<name>.png`` (input | truth | forecast) and ``<name>.gif`` (truth
-beside forecast), then ``lead_time.png`` (metric per lead time; CSI beside persistence for radar)
-and ``metrics.json`` in the output folder.
+beside forecast), then ``lead_time.png`` (metric per lead time; for radar the CSI of the model
+beside persistence and the pysteps baselines), for radar ``csi_<t>mmh.png`` per threshold (the
+three lowest), and ``metrics.json`` in the output folder.
 """
 
 from __future__ import annotations
@@ -141,10 +142,12 @@ class ForecastPredictor:
         """The radar scores (model, persistence and pysteps extrapolation) of this checkpoint;
         ``extrapolation=None`` scores pysteps extrapolation as the data settings say
         (``radar.pysteps_baseline``)."""
+        radar = self.settings.get("radar") or {}
         if extrapolation is None:
-            extrapolation = (self.settings.get("radar") or {}).get("pysteps_baseline", True)
+            extrapolation = radar.get("pysteps_baseline", True)
         return NowcastEvaluation(self.thresholds, zr_a=self.settings.get("zr_a", 200.0),
-                                 zr_b=self.settings.get("zr_b", 1.6), extrapolation=extrapolation).to(self.device)
+                                 zr_b=self.settings.get("zr_b", 1.6), extrapolation=extrapolation,
+                                 sprog=bool(radar.get("sprog", False))).to(self.device)
 
 
 @torch.no_grad()
@@ -197,12 +200,16 @@ def predict_forecasts(model, specs: list[str], out_dir: str | os.PathLike, *, nu
     xlabel = "lead time (min)" if radar else "lead time (frames)"
     if scores is not None:
         res.update(scores.compute())
+        methods = [(k, name) for k, name in (("nowcasting", "model"), ("persistence", "persistence"),
+                                             ("pysteps_extrapolation", "pysteps extrapolation"),
+                                             ("pysteps_sprog", "pysteps S-PROG")) if k in res]
         series = {}
         for j, t in enumerate(res["thresholds"][:3]):  # the plot shows the three lowest thresholds
-            series[f"model >= {t:g} mm/h"] = res["nowcasting"]["csi"][j]
-            series[f"persistence >= {t:g} mm/h"] = res["persistence"]["csi"][j]
-            if "pysteps_extrapolation" in res:
-                series[f"pysteps extrapolation >= {t:g} mm/h"] = res["pysteps_extrapolation"]["csi"][j]
+            one = {f"{name} >= {t:g} mm/h": res[k]["csi"][j] for k, name in methods}
+            series.update(one)
+            lead_time_plot({n.rsplit(" >= ", 1)[0]: v for n, v in one.items()}, out / f"csi_{t:g}mmh.png",
+                           ylabel=f"CSI (rain >= {t:g} mm/h)", step=step, xlabel=xlabel,
+                           title=f"{info.name}: CSI >= {t:g} mm/h per lead time")
         lead_time_plot(series, out / "lead_time.png", ylabel="CSI", step=step, xlabel=xlabel,
                        title=f"{info.name}: CSI per lead time")
     else:

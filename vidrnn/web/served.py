@@ -279,8 +279,8 @@ class ServedForecaster(Served):
             ev.update(pred[None], item["input_rain"][None], item["target_rain"][None])
             s = ev.compute()
             result["scores"] = {"thresholds": s["thresholds"],
-                                **{k: {m: s[k][m] for m in ("csi", "pod", "far")} for k in
-                                   ("nowcasting", "persistence", "pysteps_extrapolation") if k in s}}
+                                **{k: {m: s[k][m] for m in ("csi", "pod", "far", "mae")} for k in
+                                   ("nowcasting", "persistence", "pysteps_extrapolation", "pysteps_sprog") if k in s}}
             truth = item["target_rain"]
             ok = ~torch.isnan(truth)
             err = (frames["forecast"] - truth).abs().where(ok, torch.zeros(()))
