@@ -132,3 +132,20 @@ def test_multi_event_run_end_to_end_with_all_baselines(tmp_path, shared_data, ca
     capsys.readouterr()
     assert cli.main(["predict", str(run / "checkpoints" / "best.ckpt"), "--num", "1", "--output-dir", str(out)]) == 0
     assert (out / "lead_time.png").stat().st_size > 5000 and (out / "test_000.png").is_file()
+
+
+def test_an_unreadable_file_inside_an_event_is_a_missing_frame(tmp_path, shared_data):
+    import shutil
+
+    from vidrnn.data.radar import load_radar_sequence
+
+    files = sorted((shared_data / "radar/rmi").rglob("*.hdf"))[:6]
+    for f in files:
+        shutil.copy(f, tmp_path / f.name)
+    bad = tmp_path / files[2].name
+    bad.write_bytes(files[2].read_bytes()[:1000])  # truncated HDF5
+    with pytest.raises(ValueError, match=rf"{bad.name}: pysteps cannot read this rmi file"):
+        load_radar_sequence(tmp_path, "rmi", downsample=10)
+    rain, stamps, meta = load_radar_sequence(tmp_path, "rmi", downsample=10, on_error="skip")
+    assert rain.shape[0] == 6 and np.isnan(rain[2]).all() and not np.isnan(rain[3]).all()
+    assert meta["skipped_files"] == [str(bad)] and (stamps[3] - stamps[1]).total_seconds() == 600

@@ -88,9 +88,9 @@ def test_metric_accumulates_like_one_update():
     whole = NowcastingScores(thresholds)
     whole.update(pred, obs)
     r1, r2 = split.compute(), whole.compute()
-    assert set(r1) == {"csi", "pod", "far", "hss"}
+    assert set(r1) == {"csi", "pod", "far", "hss", "mae"}
     for k in r1:
-        assert r1[k].shape == (4, 3)
+        assert r1[k].shape == ((3,) if k == "mae" else (4, 3))
         torch.testing.assert_close(r1[k], r2[k], equal_nan=True)
     # each entry is the score of that threshold and lead time over the whole set
     for i, thr in enumerate(thresholds):

@@ -227,8 +227,11 @@ class ForecastDataModule(L.LightningDataModule):
         if not (event or {}).get("root"):
             raise ConfigError(f"data.radar.{name}.root: the folder of the event's radar files is required")
         if pixel_km is None:
-            return load_radar_sequence(event["root"], event["source"], downsample=downsample)
-        rain, times, meta = load_radar_sequence(event["root"], event["source"], downsample=1)
+            out = load_radar_sequence(event["root"], event["source"], downsample=downsample, on_error="skip")
+            self.skipped_files += out[2]["skipped_files"]
+            return out
+        rain, times, meta = load_radar_sequence(event["root"], event["source"], downsample=1, on_error="skip")
+        self.skipped_files += meta["skipped_files"]
         size_m = (meta.get("pixel_size_m") or (1000.0, 1000.0))[0]
         k = max(1, int(round(pixel_km * 1000.0 / float(size_m))))
         meta["downsample"] = k
@@ -238,6 +241,7 @@ class ForecastDataModule(L.LightningDataModule):
         from vidrnn.data.radar import RadarWindows
 
         s, r = self.settings, self.settings["radar"]
+        self.skipped_files: list[str] = []  #: radar files that could not be read (their frames are missing)
         if r.get("thresholds"):
             s["thresholds"] = [float(t) for t in r["thresholds"]]
         win = dict(in_frames=int(s["num_input"]), out_frames=int(s["num_output"]), a=float(r["zr_a"]),
@@ -281,6 +285,7 @@ class ForecastDataModule(L.LightningDataModule):
         splits["test"] = RadarWindows(trim_frames(test_rain) if eval_crop is None else test_rain, **ev)
         s["timestep_minutes"] = float(step)
         info["test"] = [str(test_times[0]), str(test_times[-1]), len(test_rain), str(r["test"]["root"])]
+        info["skipped_files"] = list(self.skipped_files)
         self.event_info = info
         return splits
 

@@ -22,15 +22,18 @@ itself used ``Z = 58.53 R^1.56``).
 from __future__ import annotations
 
 import datetime as _dt
+import logging
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from vidrnn.io.radar import (FMI_NO_ECHO_DBZ, SOURCE_ZR, find_radar_files, read_fmi_pgm, read_knmi_hdf5,
-                             read_pysteps)
+from vidrnn.io.radar import (FMI_NO_ECHO_DBZ, SOURCE_ZR, find_radar_files, radar_file_time, read_fmi_pgm,
+                             read_knmi_hdf5, read_pysteps)
 from vidrnn.metrics.rainrate import check_zr, dbz_to_rainrate, to_unit
+
+log = logging.getLogger(__name__)
 
 __all__ = ["load_radar_sequence", "RadarWindows"]
 
@@ -56,7 +59,8 @@ def _block_nanmean(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def load_radar_sequence(root, source: str, *, downsample: int = 1, a: float | None = None,
-                        b: float | None = None) -> tuple[np.ndarray, list[_dt.datetime], dict[str, Any]]:
+                        b: float | None = None, on_error: str = "raise"
+                        ) -> tuple[np.ndarray, list[_dt.datetime], dict[str, Any]]:
     """Read a whole event as rain rate: every file of ``source`` under ``root``, in time order.
 
     FMI reflectivity is converted to rain rate with ``Z = a R^b`` (default the pair pysteps'
@@ -72,6 +76,9 @@ def load_radar_sequence(root, source: str, *, downsample: int = 1, a: float | No
             incomplete blocks at the bottom/right edge are dropped). 1 keeps full resolution.
         a: Z-R coefficient for reflectivity sources (None: the source's pysteps default).
         b: Z-R exponent (None: the source's pysteps default).
+        on_error: a file that cannot be read ``"raise"``-s, or is ``"skip"``-ped: its frame
+            becomes all missing (NaN, the time step kept), it is logged and listed in
+            ``meta["skipped_files"]``.
 
     Returns:
         ``(rain, timestamps, meta)``: rain rate float32 with NaN where missing; the files'
@@ -92,22 +99,35 @@ def load_radar_sequence(root, source: str, *, downsample: int = 1, a: float | No
     files = find_radar_files(root, source)
     za, zb = SOURCE_ZR[source]
     za, zb = (za if a is None else float(a)), (zb if b is None else float(b))
-    frames, stamps, first_meta = [], [], None
+    frames, stamps, first_meta, skipped = [], [], None, []
     for p in files:
-        if source == "fmi":
-            dbz, m = read_fmi_pgm(p)
-            rain = dbz_to_rainrate(dbz, za, zb)
-            rain[dbz <= FMI_NO_ECHO_DBZ] = 0.0  # the lowest code is "no echo": 0 mm/h, as pysteps
-        elif source == "knmi":
-            rain, m = read_knmi_hdf5(p)
-        else:  # MeteoSwiss, BoM, RMI: pysteps' importers
-            rain, m = read_pysteps(p, source)
+        try:
+            if source == "fmi":
+                dbz, m = read_fmi_pgm(p)
+                rain = dbz_to_rainrate(dbz, za, zb)
+                rain[dbz <= FMI_NO_ECHO_DBZ] = 0.0  # the lowest code is "no echo": 0 mm/h, as pysteps
+            elif source == "knmi":
+                rain, m = read_knmi_hdf5(p)
+            else:  # MeteoSwiss, BoM, RMI: pysteps' importers
+                rain, m = read_pysteps(p, source)
+        except (ValueError, OSError) as e:
+            if on_error != "skip":
+                raise
+            log.warning("radar: skipped %s (%s); its frame is missing", p, e)
+            skipped.append(str(p))
+            frames.append(None)
+            stamps.append(radar_file_time(p, source))
+            continue
         if first_meta is None:
             first_meta, shape0 = m, rain.shape
         elif rain.shape != shape0:
             raise ValueError(f"{p}: frame size {rain.shape} differs from {shape0} in {files[0]}")
         frames.append(_block_nanmean(rain, downsample))
         stamps.append(m["timestamp"])
+    if first_meta is None:
+        raise ValueError(f"{root}: none of the {len(files)} {source} files could be read (first: {skipped[0]})")
+    blank = np.full_like(next(f for f in frames if f is not None), np.nan)
+    frames = [blank if f is None else f for f in frames]
     step = None
     if len(stamps) > 1:
         step = stamps[1] - stamps[0]
@@ -119,7 +139,7 @@ def load_radar_sequence(root, source: str, *, downsample: int = 1, a: float | No
                     f"(from {files[0].name} to {files[1].name}); a gap or a duplicate in {root}")
     meta: dict[str, Any] = {"source": source, "units": "mm/h", "files": [str(p) for p in files],
                             "timestep_minutes": None if step is None else step.total_seconds() / 60.0,
-                            "downsample": int(downsample), "zr_a": za, "zr_b": zb}
+                            "downsample": int(downsample), "zr_a": za, "zr_b": zb, "skipped_files": skipped}
     if "pixel_size_m" in first_meta:
         meta["pixel_size_m"] = tuple(s * downsample for s in first_meta["pixel_size_m"])
     if "projection" in first_meta:

@@ -27,7 +27,8 @@ import numpy as np
 
 from vidrnn.io.files import read_maybe_gzip
 
-__all__ = ["read_fmi_pgm", "read_knmi_hdf5", "read_pysteps", "find_radar_files", "SOURCES", "SOURCE_ZR",
+__all__ = ["read_fmi_pgm", "read_knmi_hdf5", "read_pysteps", "find_radar_files", "radar_file_time", "SOURCES",
+           "SOURCE_ZR",
            "FMI_NO_ECHO_DBZ", "PYSTEPS_IMPORTERS"]
 
 #: ``source -> (file-name regex with the timestamp as group 1, glob pattern, description, strptime format)``
@@ -323,14 +324,25 @@ def read_pysteps(path, source: str) -> tuple[np.ndarray, dict[str, Any]]:
         raise
     except Exception as e:  # noqa: BLE001 -- any failure of the importer is a file pysteps cannot read
         raise ValueError(f"{p}: pysteps cannot read this {source} file ({e.__class__.__name__}: {e})") from None
-    regex, _, human, fmt = _PATTERNS[source]
-    m = regex.match(p.name)
-    if m is None:
-        raise ValueError(f"{p}: not a {source} file name (expected {human})")
-    out = {"timestamp": _dt.datetime.strptime(m.group(1), fmt), "unit": meta.get("unit"),
+    out = {"timestamp": radar_file_time(p, source), "unit": meta.get("unit"),
            "pixel_size_m": (float(meta["xpixelsize"]), float(meta["ypixelsize"])),
            "accumulation_minutes": float(meta.get("accutime") or 0)}
     return np.asarray(rain, dtype=np.float32), out
+
+
+def radar_file_time(path, source: str) -> _dt.datetime:
+    """The timestamp (naive UTC) in the name of a ``source`` radar file.
+
+    Raises:
+        ValueError: unknown source, or a name without the source's timestamp.
+    """
+    if source not in _PATTERNS:
+        raise ValueError(f"source={source!r}: expected one of {list(SOURCES)}")
+    regex, _, human, fmt = _PATTERNS[source]
+    m = regex.match(Path(path).name)
+    if m is None:
+        raise ValueError(f"{path}: not a {source} file name (expected {human})")
+    return _dt.datetime.strptime(m.group(1), fmt)
 
 
 def find_radar_files(root, source: str) -> list[Path]:
