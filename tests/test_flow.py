@@ -166,3 +166,25 @@ def test_the_flow_stream_trains_from_an_extract_flow_cache(tmp_path, shared_data
     walk = shared_data / "videos" / "asl" / "walk.mkv"
     assert main(["predict", str(run / "checkpoints" / "best.ckpt"), str(walk), "-o", str(out)]) == 0
     assert len(json.loads(out.read_text())["results"][0]["topk"]) == 5
+
+
+def test_the_two_stream_lrcn_reads_rgb_and_computes_its_flow(tmp_path, shared_data):
+    from vidrnn import create_model
+
+    torch.manual_seed(0)
+    m = create_model("lrcn_two_stream_tiny", num_classes=4, flow_weight=0.75).eval()
+    video = torch.rand(2, 6, 3, 32, 32)
+    with torch.no_grad():
+        fused = m(video).logits.exp()
+        rgb = m.streams[0](video).logits.softmax(-1)
+        flow = torch.stack([torch.from_numpy(flow_clip(v, m.flow_settings)) for v in video])
+        fl = m.streams[1](flow).logits.softmax(-1)
+    torch.testing.assert_close(fused, 0.25 * rgb + 0.75 * fl)  # the weighted average of the streams' probabilities
+    run = tmp_path / "two"
+    assert main(["fit", "--run-dir", str(run), "model.name=lrcn_two_stream_tiny", "trainer.max_epochs=1",
+                 "data.num_workers=0", "data.digits.num_train=32", "data.digits.num_val=8",
+                 "data.digits.num_test=8"]) == 0
+    out = tmp_path / "p.json"
+    clip = shared_data / "videos" / "clips" / "arm_wrestling.mp4"
+    assert main(["predict", str(run / "checkpoints" / "best.ckpt"), str(clip), "-o", str(out)]) == 0
+    assert len(json.loads(out.read_text())["results"][0]["topk"]) == 4

@@ -13,6 +13,12 @@
 * :class:`LateFusion` -- each stream trained on its own, then the class probabilities averaged
   with weights (LRCN: flow weighted 2/3 in its best setting; Ng et al.: the flow network's
   scores fused with the RGB network's). ``vidrnn fuse`` picks the weight on validation.
+* :class:`TwoStreamLRCN` (``lrcn_two_stream``) -- both LRCN streams in one model that reads RGB
+  frames and computes the flow stream's input itself (:func:`vidrnn.io.flow.flow_clip`, OpenCV,
+  no gradient), fused as above. Trained as one model, the cross-entropy is that of the fused
+  probabilities (a deviation: the papers train the streams separately, which ``vidrnn fuse``
+  does); it predicts and serves from raw video like any classifier. Its frames should be a
+  flow step apart (a ``dense`` sampler, or ``fps`` at 10-15 frames/s).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from vidrnn.models.lrcn import LRCN, DeepLSTM
 from vidrnn.models.snippets import ConvPooling
 from vidrnn.registry import register_model
 
-__all__ = ["LateFusion", "flow_encoder"]
+__all__ = ["LateFusion", "TwoStreamLRCN", "flow_encoder"]
 
 
 def flow_encoder(encoder: EncoderSpec, pretrained: bool, trainable, stack: int, default: dict | None = None
@@ -85,7 +91,67 @@ class LateFusion(nn.Module):
         return ClassifierOutput(logits=self.fuse(probs).clamp_min(1e-12).log())
 
 
+class TwoStreamLRCN(LateFusion):
+    """An RGB and a flow LRCN, late-fused, reading RGB frames (see the module docstring).
+
+    Args:
+        rgb, flow: the two streams (the flow stream's encoder takes ``2 * stack`` channels).
+        flow_weight: the flow stream's share of the fused probabilities (LRCN: 2/3).
+        flow_settings: how its input is computed (method, stack L, bound).
+
+    Shape:
+        ``forward(video (B, T, 3, H, W))`` in [0, 1], T > L -> ``logits (B, K)`` (log fused
+        probabilities).
+    """
+
+    input_kind = "clip"  # whole clips: the flow needs consecutive frames, there is no per-frame encoder
+
+    def __init__(self, rgb: nn.Module, flow: nn.Module, *, flow_weight: float = 2 / 3, flow_settings=None):
+        from vidrnn.io.flow import FlowSettings
+
+        if not 0.0 <= flow_weight <= 1.0:
+            raise ValueError(f"flow_weight must be in [0, 1], got {flow_weight}")
+        super().__init__([rgb, flow], [1.0 - flow_weight, flow_weight])
+        self.flow_settings = flow_settings or FlowSettings()
+
+    def forward(self, video: torch.Tensor) -> ClassifierOutput:
+        from vidrnn.io.flow import flow_clip
+
+        with torch.no_grad():
+            flow = torch.stack([torch.from_numpy(flow_clip(v.float().cpu(), self.flow_settings)) for v in video])
+        return super().forward(video, flow.to(video.device, video.dtype))  # flow (B, T - L, 2L, H, W)
+
+
 # ============================================================================ builders
+@register_model
+def lrcn_two_stream(num_classes: int = 101, *, stack: int = 10, flow_weight: float = 2 / 3,
+                    encoder: EncoderSpec = "efficientnet_lite0", pretrained: bool = True,
+                    rgb_trainable: Trainable = "none", flow_trainable: Trainable = "all", hidden_size: int = 256,
+                    dropout: float = 0.5, method: Literal["dis", "farneback", "tvl1"] = "dis") -> TwoStreamLRCN:
+    """LRCN's two streams (RGB frozen EfficientNet-Lite0, flow stacks of 10 fields), flow weighted 2/3."""
+    from vidrnn.io.flow import FlowSettings
+
+    rgb = LRCN(build_encoder(encoder, pretrained, rgb_trainable), num_classes, hidden_size=hidden_size, dropout=dropout)
+    flow = LRCN(flow_encoder(encoder, pretrained, flow_trainable, stack), num_classes, hidden_size=hidden_size,
+                dropout=dropout)
+    return TwoStreamLRCN(rgb, flow, flow_weight=flow_weight, flow_settings=FlowSettings(method=method, stack=stack))
+
+
+@register_model
+def lrcn_two_stream_tiny(num_classes: int = 4, *, stack: int = 1, flow_weight: float = 2 / 3,
+                         encoder: EncoderSpec = None, pretrained: bool = False, hidden_size: int = 32,
+                         dropout: float = 0.0, method: Literal["dis", "farneback", "tvl1"] = "dis") -> TwoStreamLRCN:
+    """LRCN's two streams on the tiny CNN, one flow field per input (tests, the embedded dataset)."""
+    from vidrnn.io.flow import FlowSettings
+
+    rgb = LRCN(build_encoder(encoder, pretrained, "all", TINY_VECTOR_ENCODER), num_classes, hidden_size=hidden_size,
+               dropout=dropout)
+    flow = LRCN(flow_encoder(encoder, pretrained, "all", stack, TINY_VECTOR_ENCODER), num_classes,
+                hidden_size=hidden_size, dropout=dropout)
+    return TwoStreamLRCN(rgb, flow, flow_weight=flow_weight, flow_settings=FlowSettings(method=method, stack=stack))
+
+
+
 @register_model
 def lrcn_flow(num_classes: int = 101, *, stack: int = 10, encoder: EncoderSpec = "efficientnet_lite0",
               pretrained: bool = True, trainable: Trainable = "all", hidden_size: int = 256, num_layers: int = 1,
