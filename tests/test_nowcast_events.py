@@ -83,7 +83,8 @@ def test_events_on_a_common_grid_with_augmented_windows(shared_data):
 
     dm = ForecastDataModule(_settings(shared_data))
     info = dm.event_info
-    assert set(info) == {"events[0]", "events[1]", "test"} and info["events[0]"][2] == 40
+    assert set(info) == {"events[0]", "events[1]", "test", "skipped_files"} and info["events[0]"][2] == 40
+    assert info["skipped_files"] == []
     assert len(dm.splits["train"]) == 8 and "val" in dm.splits  # each event keeps its last quarter
     item = dm.splits["train"][0]
     assert item["input"].shape == (3, 1, 16, 16) and item["target_rain"].shape == (2, 1, 16, 16)
@@ -149,3 +150,12 @@ def test_an_unreadable_file_inside_an_event_is_a_missing_frame(tmp_path, shared_
     rain, stamps, meta = load_radar_sequence(tmp_path, "rmi", downsample=10, on_error="skip")
     assert rain.shape[0] == 6 and np.isnan(rain[2]).all() and not np.isnan(rain[3]).all()
     assert meta["skipped_files"] == [str(bad)] and (stamps[3] - stamps[1]).total_seconds() == 600
+
+
+def test_the_test_event_is_refused_as_a_training_event(shared_data):
+    from vidrnn.data.forecast_datamodule import ForecastDataModule
+
+    leak = _settings(shared_data)
+    leak["radar"]["events"].append({"root": str(shared_data / "radar/fmi"), "source": "fmi"})
+    with pytest.raises(ConfigError, match=r"events\[2\]\.root=.*holds the test event"):
+        ForecastDataModule(leak)

@@ -279,7 +279,7 @@ def _trainer(cfg: dict, run_dir: Path, *, monitor: str | None):
         loggers.append(TensorBoardLogger(save_dir=str(run_dir), name="logs", version=f"tensorboard{version}"))
     except ImportError:
         pass
-    mode = "max" if monitor and any(k in monitor for k in ("top1", "mAP", "bleu", "cider")) else "min"
+    mode = "max" if monitor and any(k in monitor for k in ("top1", "mAP", "gap20", "bleu", "cider")) else "min"
     ckpt = ModelCheckpoint(dirpath=str(run_dir / "checkpoints"), filename="best", monitor=monitor, mode=mode,
                            save_top_k=1, auto_insert_metric_name=False, enable_version_counter=False)
     # last.ckpt after every epoch. Not ``save_last=True``: since Lightning 2.6 that writes last.ckpt
@@ -389,7 +389,10 @@ def fit(config: str | os.PathLike | dict | None = None, overrides: Sequence[str]
         elif captioning:
             monitor = "val/bleu4" if "val" in dm.splits else "train/loss"
         else:
-            monitor = ("val/mAP" if dm.multilabel else "val/top1") if "val" in dm.splits else "train/loss"
+            from vidrnn.tasks.classification import MAP_MAX_CLASSES
+
+            ml = "val/mAP" if len(dm.classes) <= MAP_MAX_CLASSES else "val/gap20"
+            monitor = (ml if dm.multilabel else "val/top1") if "val" in dm.splits else "train/loss"
         trainer = _trainer(cfg, run, monitor=monitor)
         started = next(c for c in trainer.callbacks if isinstance(c, _Started))
         if writes:
@@ -514,7 +517,9 @@ def evaluate(checkpoint: str | os.PathLike, stage: str = "test", *, config: str 
                         enable_progress_bar=sys.stderr.isatty(), enable_model_summary=False, **tcfg)
     fn = trainer.validate if stage == "validate" else trainer.test
     res = {k: round(float(v), 4) for k, v in fn(task, datamodule=dm, verbose=False)[0].items()}
-    out = {"checkpoint": str(checkpoint), "model": hp["model_name"], "split": part, "size": len(dm.splits[part]),
+    split = dm.splits[part]
+    size = len(split) if hasattr(split, "__len__") else f"{len(split.files)} shards"  # streamed (YouTube-8M)
+    out = {"checkpoint": str(checkpoint), "model": hp["model_name"], "split": part, "size": size,
            "metrics": res, "data": dict(dm.settings)}
     if kind == "forecasting":
         out["per_lead_time"] = task.last_eval[part]

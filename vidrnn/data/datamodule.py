@@ -505,6 +505,10 @@ class VideoDataModule(L.LightningDataModule):
         if not meta.get("data"):
             raise ConfigError(f"flow cache {c['cache']} was made from a list of videos without labels; "
                               "extract it with --config to train from it")
+        if not meta.get("decode_size"):
+            raise ConfigError(f"flow cache {c['cache']} holds full-size frames (extract-flow --decode-size 0/null): "
+                              "predicting from video needs the frame size the flow was computed at; extract it "
+                              "with a --decode-size")
         annotations, self.classes = resolve_annotations(meta["data"])
         stack = int((c.get("flow") or {}).get("stack", 1))
         T = int(c.get("num_frames") or 16)
@@ -513,7 +517,7 @@ class VideoDataModule(L.LightningDataModule):
         self.cfg.update(flow={"method": meta["method"], "stack": stack, "bound": meta["bound"]},
                         sampler={"name": "fps", "fps": meta["fps"], "num_frames": T + stack},
                         test_sampler={"name": "fps", "fps": meta["fps"], "num_frames": T + stack},
-                        decode_size=meta["decode_size"], transform={"size": size, "resize": meta["decode_size"] or size},
+                        decode_size=meta["decode_size"], transform={"size": size, "resize": meta["decode_size"]},
                         num_frames=T)
         for part, samples in annotations.items():
             if samples:

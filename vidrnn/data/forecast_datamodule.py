@@ -35,6 +35,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal
 
 import lightning as L
@@ -140,8 +141,9 @@ def validate_forecast_data_settings(given: dict | None, where: str = "data") -> 
 
 class _Resampled(torch.utils.data.Dataset):
     """``num`` random training windows of a radar event per epoch; a window whose target has
-    more than ``1 - min_valid`` missing pixels (outside the radars' range) is drawn again (up to
-    20 times), so training crops show radar data rather than the no-data mask. ``augment``:
+    more than ``1 - min_valid`` missing pixels (outside the radars' range), or with a wholly
+    missing input frame (a file that could not be read), is drawn again (up to 20 times), so
+    training crops show radar data rather than the no-data mask. ``augment``:
     each window is rotated by a random multiple of 90 degrees and flipped with probability 0.5
     (the same for all its frames: rain moves another way, with the same physics)."""
 
@@ -154,7 +156,8 @@ class _Resampled(torch.utils.data.Dataset):
     def __getitem__(self, i: int):
         for _ in range(20):
             item = self.base[int(torch.randint(len(self.base), ()).item())]
-            if torch.isfinite(item["target_rain"]).float().mean() >= self.min_valid:
+            whole_frame_missing = torch.isnan(item["input_rain"]).flatten(1).all(1).any()  # an unreadable file
+            if torch.isfinite(item["target_rain"]).float().mean() >= self.min_valid and not whole_frame_missing:
                 break
         if self.augment:
             k, flip = int(torch.randint(4, ()).item()), bool(torch.rand(()) < 0.5)
@@ -255,7 +258,12 @@ class ForecastDataModule(L.LightningDataModule):
         crop, eval_crop = r["crop"], r["eval_crop"]
         ev = dict(random_crop=False, stride=int(r["stride"]), crop=eval_crop, **win)
         trains, vals, info = [], [], {}
+        test_root = Path(r["test"]["root"]).resolve()
         for event, name in zip(events, names):
+            root = Path(event["root"]).resolve()
+            if root == test_root or test_root in root.parents or root in test_root.parents:
+                raise ConfigError(f"data.radar.{name}.root={event['root']} holds the test event "
+                                  f"({r['test']['root']}): the test event must be left out of training")
             rain, times, _ = self._load_event(event, name, px, ds)
             ev_step = np.median(np.diff([t.timestamp() for t in times])) / 60
             if abs(ev_step - step) > 1e-6:

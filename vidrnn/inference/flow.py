@@ -102,6 +102,8 @@ def extract_flow(out: str | os.PathLike, *, videos: Sequence[str] | None = None,
         raise ConfigError(f"--method {method!r}: expected one of {', '.join(m for m in FLOW_METHODS if m != 'raft')}")
     if not fps > 0 or not bound > 0:
         raise ConfigError(f"--fps and --bound must be positive, got {fps} and {bound}")
+    if chunk < 2:
+        raise ConfigError(f"chunk={chunk}: flow needs at least 2 frames at a time")
     out = Path(out)
     (out / "flow").mkdir(parents=True, exist_ok=True)
     samples, data_cfg = _samples_from(videos, config, overrides)

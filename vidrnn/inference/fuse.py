@@ -31,7 +31,8 @@ def split_probabilities(model, split: str, *, batch_size: int = 8, device: str =
 
     Returns:
         ``{"index": (N,) int64, "label": (N,) int64, "probs": (N, K) float32}`` over the videos
-        that could be read (skipped ones are absent), in split order.
+        that could be read (skipped ones are absent), in split order, and ``"keys"`` (each
+        video's file and segment) for file datasets.
 
     Raises:
         ValueError: the data has no such split, or the model is multi-label.
@@ -53,7 +54,12 @@ def split_probabilities(model, split: str, *, batch_size: int = 8, device: str =
         out["label"].append(batch["label"])
     if not out["probs"]:
         raise ValueError(f"{info.checkpoint}: no video of the {split} split could be read")
-    return {k: torch.cat(v) for k, v in out.items()}
+    res = {k: torch.cat(v) for k, v in out.items()}
+    samples = getattr(dm.splits[split], "samples", None)
+    if samples is not None:  # which video each row is (files: their path and segment)
+        res["keys"] = [f"{samples[i].path}@{samples[i].start}-{samples[i].end}@{samples[i].frac}"
+                       for i in res["index"].tolist()]
+    return res
 
 
 def _matched(a: dict, b: dict, names: Sequence[str], split: str) -> tuple[torch.Tensor, ...]:
@@ -63,6 +69,9 @@ def _matched(a: dict, b: dict, names: Sequence[str], split: str) -> tuple[torch.
     pos_a = {int(i): k for k, i in enumerate(a["index"])}
     pos_b = {int(i): k for k, i in enumerate(b["index"])}
     ia, ib = [pos_a[i] for i in common], [pos_b[i] for i in common]
+    if "keys" in a and "keys" in b and [a["keys"][i] for i in ia] != [b["keys"][i] for i in ib]:
+        raise ValueError(f"{names[0]} and {names[1]} were trained on different data: the videos of their "
+                         f"{split} splits differ")
     if not torch.equal(a["label"][ia], b["label"][ib]):
         raise ValueError(f"{names[0]} and {names[1]} were trained on different data: the labels of their "
                          f"{split} splits differ")

@@ -83,11 +83,18 @@ def _raft_flow(frames, weights: str) -> np.ndarray:
     from torchvision.models.optical_flow import raft_large, raft_small
 
     if weights not in _RAFT:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        small = not any(k.startswith("update_block.encoder.convc2") for k in state)
-        model = (raft_small if small else raft_large)(weights=None)
-        model.load_state_dict(state)
-        _RAFT[weights] = model.eval()
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+        except (OSError, RuntimeError, ValueError) as e:
+            raise ValueError(f"{weights}: not a readable RAFT weights file ({e})") from None
+        for build in (raft_large, raft_small):  # whichever the state dict fits
+            model = build(weights=None)
+            if set(model.state_dict()) == set(state):
+                model.load_state_dict(state)
+                _RAFT[weights] = model.eval()
+                break
+        else:
+            raise ValueError(f"{weights}: not the weights of torchvision's raft_large or raft_small")
     model = _RAFT[weights]
     x = frames if hasattr(frames, "detach") else torch.from_numpy(np.asarray(frames))
     if x.dtype == torch.uint8:

@@ -40,8 +40,8 @@ _PATTERNS = {
     # read through pysteps' importers (read_pysteps): MeteoSwiss, BoM Rainfields3, ODIM HDF5 (RMI)
     "mch": (re.compile(r"^AQC(\d{9})[FV]_\d+\.\d+\.gif$"), "AQC*.gif", "AQCyyDOYHHMM[F|V]_00005.801.gif",
             "%y%j%H%M"),
-    "bom": (re.compile(r"^\d+_(\d{8}_\d{6})\.prcp-c10\.nc$"), "*.prcp-c10.nc", "RR_YYYYMMDD_HHMMSS.prcp-c10.nc",
-            "%Y%m%d_%H%M%S"),
+    "bom": (re.compile(r"^\d+_(\d{8}_\d{6})\.prcp-c(10|scn)\.nc$"), "*.prcp-c*.nc",
+            "<radar id>_YYYYMMDD_HHMMSS.prcp-c10.nc (or .prcp-cscn.nc)", "%Y%m%d_%H%M%S"),
     "rmi": (re.compile(r"^(\d{14})\.rad\..*\.hdf$"), "*.rad.*.hdf", "YYYYMMDDHHMMSS.rad.best.comp.rate.qpe.hdf",
             "%Y%m%d%H%M%S"),
 }
@@ -323,6 +323,8 @@ def read_pysteps(path, source: str) -> tuple[np.ndarray, dict[str, Any]]:
     except ImportError:
         raise
     except Exception as e:  # noqa: BLE001 -- any failure of the importer is a file pysteps cannot read
+        if type(e).__name__ == "MissingOptionalDependency":  # pysteps' own "pip install X" error
+            raise ImportError(f"reading {source} radar files: {e}") from None
         raise ValueError(f"{p}: pysteps cannot read this {source} file ({e.__class__.__name__}: {e})") from None
     out = {"timestamp": radar_file_time(p, source), "unit": meta.get("unit"),
            "pixel_size_m": (float(meta["xpixelsize"]), float(meta["ypixelsize"])),

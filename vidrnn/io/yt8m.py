@@ -12,14 +12,15 @@ arXiv:1609.08675, 2016) ships precomputed features in TFRecord files:
 The bytes are dequantised as the dataset's starter code does (``utils.Dequantize``):
 ``q * (max - min) / 255 + (max - min) / 512 + min`` with ``[min, max] = [-2, 2]``, so a byte
 maps to the centre of its bin in [-2, 2]. Reading and writing go through the ``tfrecord``
-package (TFRecord framing with CRC32C, and the ``tf.train.Example`` protobuf classes; no
-TensorFlow). A truncated shard or a record without a required feature raises
+package (TFRecord framing, CRC32C written but not checked on reading, and the
+``tf.train.Example`` protobuf classes; no TensorFlow). A truncated shard or a record without a required feature raises
 :class:`~vidrnn.errors.DataError` naming the file and the record.
 """
 
 from __future__ import annotations
 
 import os
+import zlib
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -57,7 +58,7 @@ def _records(path: Path) -> Iterator[tuple[int, bytes]]:
             data = next(it)
         except StopIteration:
             return
-        except (RuntimeError, OSError, EOFError, ValueError) as e:  # a truncated or corrupt shard
+        except (RuntimeError, OSError, EOFError, ValueError, zlib.error) as e:  # a truncated or corrupt shard
             raise DataError(f"{path}: record {i} cannot be read ({e}); the shard is truncated or not a TFRecord "
                             "file") from None
         yield i, bytes(data)
@@ -119,8 +120,12 @@ def read_yt8m(path: str | os.PathLike, *, level: str = "frame", features: Sequen
             frames = fl.feature[:max_frames] if max_frames else fl.feature
             if not frames:
                 raise DataError(f"{p}: record {i} ({ident}) has an empty '{name}' feature list")
-            q = np.frombuffer(b"".join(f.bytes_list.value[0] for f in frames), dtype=np.uint8)
-            cols.append(dequantize(q.reshape(len(frames), -1)))
+            try:
+                q = np.frombuffer(b"".join(f.bytes_list.value[0] for f in frames), dtype=np.uint8)
+                cols.append(dequantize(q.reshape(len(frames), -1)))
+            except (IndexError, ValueError):
+                raise DataError(f"{p}: record {i} ({ident}) has malformed '{name}' frames (empty or of "
+                                "different sizes)") from None
         T = min(len(c) for c in cols)
         yield {"id": ident, "labels": _ints(ctx, "labels"), "features": np.concatenate([c[:T] for c in cols], 1)}
 

@@ -67,7 +67,9 @@ def global_average_precision(preds: torch.Tensor, target: torch.Tensor, top_k: i
 
 
 class GlobalAveragePrecision(Metric):
-    """GAP@k over everything seen (:func:`global_average_precision`).
+    """GAP@k over everything seen (:func:`global_average_precision`), keeping only what it reads:
+    each video's top-k confidences and whether they are true labels, and the count of positives
+    (memory ``O(N k)``, not ``O(N K)``: YouTube-8M has 3862 classes).
 
     Shape:
         ``update(preds (N, K), target (N, K))``; ``compute() -> scalar``.
@@ -79,17 +81,24 @@ class GlobalAveragePrecision(Metric):
     def __init__(self, top_k: int = 20, **kwargs):
         super().__init__(**kwargs)
         self.top_k = int(top_k)
-        self.add_state("preds", default=[], dist_reduce_fx="cat")
-        self.add_state("target", default=[], dist_reduce_fx="cat")
+        self.add_state("conf", default=[], dist_reduce_fx="cat")
+        self.add_state("hits", default=[], dist_reduce_fx="cat")
+        self.add_state("positives", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
         k = min(self.top_k, preds.shape[-1])
-        conf, idx = preds.float().topk(k, dim=-1)  # keep only what GAP reads: the top k and the positives
-        self.preds.append(torch.zeros_like(preds, dtype=torch.float32).scatter_(-1, idx, conf))
-        self.target.append(target.float())
+        conf, idx = preds.float().topk(k, dim=-1)  # (N, k)
+        self.conf.append(conf.flatten())
+        self.hits.append(target.float().gather(-1, idx).flatten())
+        self.positives += target.double().sum()
 
     def compute(self) -> torch.Tensor:
-        return global_average_precision(dim_zero_cat(self.preds), dim_zero_cat(self.target), self.top_k)
+        conf, rel = dim_zero_cat(self.conf), dim_zero_cat(self.hits)
+        if self.positives == 0 or len(rel) == 0:
+            return torch.tensor(0.0, device=self.positives.device)
+        rel = rel[conf.argsort(descending=True, stable=True)]
+        precision = rel.cumsum(0) / torch.arange(1, len(rel) + 1, device=rel.device)
+        return ((precision * rel).sum() / self.positives).float()
 
 
 class HitAtOne(Metric):

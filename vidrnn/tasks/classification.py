@@ -73,10 +73,17 @@ class ClassificationSettings:
     cache_encoder: Literal[False, "memory", "disk"] = False
 
 
+#: multi-label runs with more classes (YouTube-8M: 3862) report GAP@20 and hit@1 without mAP,
+#: whose exact computation keeps an (N, K) score matrix
+MAP_MAX_CLASSES = 1000
+
+
 def _metrics(num_classes: int, prefix: str, multilabel: bool = False) -> MetricCollection:
-    if multilabel:  # GAP@20 and hit@1: YouTube-8M's measures
-        return MetricCollection({"mAP": MeanAveragePrecision(num_classes), "gap20": GlobalAveragePrecision(20),
-                                 "hit1": HitAtOne()}, prefix=prefix, compute_groups=False)
+    if multilabel:  # GAP@20 and hit@1: YouTube-8M's measures (O(N k) memory)
+        metrics = {"gap20": GlobalAveragePrecision(20), "hit1": HitAtOne()}
+        if num_classes <= MAP_MAX_CLASSES:  # mAP keeps every score: (N, K) floats
+            metrics = {"mAP": MeanAveragePrecision(num_classes), **metrics}
+        return MetricCollection(metrics, prefix=prefix, compute_groups=False)
     return MetricCollection({
         "top1": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
         "top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),

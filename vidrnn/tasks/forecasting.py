@@ -5,7 +5,8 @@
   squared error of ``sigmoid(logits)``; ``"mse+mae"`` -- their sum; ``"balanced"`` -- radar:
   Shi et al. 2017's B-MSE + B-MAE, each pixel's error weighted by its true rain rate
   (:func:`balanced_weights`: 1, 2, 5, 10, 30 from 0, 2, 5, 10, 30 mm/h; missing pixels 0), on the
-  unit scale (dBZ-like: a transformed target).
+  unit scale (dBZ-like: a transformed target). Deviation: each term is divided by the batch's
+  sum of weights (the paper sums), so the loss scale does not grow with the crop size.
 * Metrics: ``mse``, ``mae`` (per frame: summed over pixels, averaged over frames and
   sequences), ``ssim``, ``psnr``, ``cross_entropy`` (per sequence) via
   :class:`vidrnn.metrics.forecasting.ForecastMetrics`, logged as ``val/...``, ``test/...``; the
