@@ -188,3 +188,21 @@ def test_the_two_stream_lrcn_reads_rgb_and_computes_its_flow(tmp_path, shared_da
     clip = shared_data / "videos" / "clips" / "arm_wrestling.mp4"
     assert main(["predict", str(run / "checkpoints" / "best.ckpt"), str(clip), "-o", str(out)]) == 0
     assert len(json.loads(out.read_text())["results"][0]["topk"]) == 4
+
+
+def test_raft_from_a_weights_file(tmp_path):
+    """torchvision's RAFT given as a weights file (nothing downloaded): random raft_small weights
+    here, so only the loading, the padding to multiples of 8 and the output layout are checked."""
+    from torchvision.models.optical_flow import raft_small
+
+    torch.manual_seed(0)
+    weights = tmp_path / "raft_small.pth"
+    torch.save(raft_small(weights=None).state_dict(), weights)
+    frames = torch.rand(3, 3, 130, 140)
+    flow = optical_flow(frames, "raft", raft_weights=str(weights))
+    assert flow.shape == (2, 2, 130, 140) and flow.dtype == np.float32 and np.isfinite(flow).all()
+    with pytest.raises(ValueError, match="at least 128 x 128 pixels"):
+        optical_flow(torch.rand(2, 3, 64, 64), "raft", raft_weights=str(weights))
+    torch.save({"conv.weight": torch.zeros(1)}, tmp_path / "other.pth")
+    with pytest.raises(ValueError, match="not the weights of torchvision's raft_large or raft_small"):
+        optical_flow(frames, "raft", raft_weights=str(tmp_path / "other.pth"))

@@ -101,6 +101,9 @@ def _raft_flow(frames, weights: str) -> np.ndarray:
         x = x.permute(0, 3, 1, 2).float() / 255.0 if x.shape[-1] == 3 else x.float() / 255.0
     x = x.float() * 2 - 1  # RAFT takes [-1, 1]
     H, W = x.shape[-2:]
+    if min(H, W) < 128:
+        raise ValueError(f"RAFT needs frames of at least 128 x 128 pixels (its correlation pyramid), got {H} x {W}; "
+                         "decode larger frames or use method 'dis'")
     ph, pw = (-H) % 8, (-W) % 8
     x = torch.nn.functional.pad(x, (0, pw, 0, ph), mode="replicate")
     with torch.no_grad():
