@@ -159,3 +159,18 @@ def test_the_test_event_is_refused_as_a_training_event(shared_data):
     leak["radar"]["events"].append({"root": str(shared_data / "radar/fmi"), "source": "fmi"})
     with pytest.raises(ConfigError, match=r"events\[2\]\.root=.*holds the test event"):
         ForecastDataModule(leak)
+
+
+def test_a_residual_forecaster_starts_from_the_last_frame():
+    from vidrnn import create_model
+
+    torch.manual_seed(0)
+    m = create_model("encoder_forecaster", hidden_channels=[8], residual=True, num_output=3).eval()
+    x = torch.rand(2, 4, 1, 32, 32)
+    with torch.no_grad():
+        res = m(x)
+        assert torch.allclose(res, m.forecast(m.step(x)))  # the streaming path agrees
+        m.residual = False
+        plain = m(x)
+    last = torch.logit(x[:, -1].clamp(1e-3, 1 - 1e-3))[:, None]
+    torch.testing.assert_close(res, plain + last.expand_as(plain))

@@ -26,6 +26,10 @@ paper's 142,667,776 parameters for FC-LSTM-2048-2048).
 Deviation (option, off by default): ``forecaster_input="previous_frame"`` feeds the forecaster's
 first layer the previous frame (ground truth or its own prediction, for scheduled sampling,
 Bengio et al. 2015, arXiv:1506.03099); the paper's forecaster has no input.
+
+Deviation (option, off by default): ``residual=True`` adds the logit of the last observed frame
+to every forecast's logits, so the network learns the change from persistence (the forecast
+starts from the last frame instead of from nothing).
 """
 
 from __future__ import annotations
@@ -69,6 +73,7 @@ class EncoderForecaster(nn.Module):
         forecaster_input: ``"none"`` (paper) or ``"previous_frame"`` (see module docstring).
         frame_size: if set, the only frame side accepted (pixels; the FC-LSTM's fully
             connected layers are tied to one frame size).
+        residual: forecast the change from the last observed frame (see module docstring).
 
     Shape:
         ``x (B, T_in, C, H, W)`` with H, W multiples of ``patch_size`` ->
@@ -81,8 +86,10 @@ class EncoderForecaster(nn.Module):
     def __init__(self, in_channels: int = 1, hidden_channels: Sequence[int] = (64,), *, cell: str = "convlstm",
                  kernel_size: int | Sequence[int] = 5, input_kernel_size: int | None = None, patch_size: int = 4,
                  num_output: int = 10, peephole: bool = True, num_links: int | Sequence[int] = 5,
-                 output_from: str = "all", forecaster_input: str = "none", frame_size: int | None = None):
+                 output_from: str = "all", forecaster_input: str = "none", frame_size: int | None = None,
+                 residual: bool = False):
         super().__init__()
+        self.residual = bool(residual)
         if cell not in CONV_LAYERS:
             raise ValueError(f"cell={cell!r}: expected one of {sorted(CONV_LAYERS)}")
         if output_from not in ("all", "top"):
@@ -175,8 +182,14 @@ class EncoderForecaster(nn.Module):
             for i, layer in enumerate(self.forecaster):
                 h, _ = layer(h, states[i], num_steps=T_out if h is None else None)
                 hs.append(h)  # (B, T_out, F_i, h, w)
-            return self._readout(hs)
+            return self._with_residual(self._readout(hs), state["last"])
         return self._forecast_conditional(state["last"], states, T_out, None, 0.0)
+
+    def _with_residual(self, logits: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """``residual=True``: logits ``(B, T, C, H, W)`` plus the logit of the last frame ``(B, C, H, W)``."""
+        if not self.residual:
+            return logits
+        return logits + torch.logit(last.float().clamp(1e-3, 1 - 1e-3)).to(logits.dtype)[:, None]
 
     def forward(self, x: torch.Tensor, num_output: int | None = None, *, targets: torch.Tensor | None = None,
                 teacher_forcing: float = 0.0) -> torch.Tensor:
@@ -202,7 +215,7 @@ class EncoderForecaster(nn.Module):
 
     def _forecast_conditional(self, prev, states, T_out, targets, teacher_forcing):
         """``prev (B, C, H, W)``: the last seen frame."""
-        outs = []
+        outs, last = [], prev
         for t in range(T_out):
             inp = self.to_patches(prev[:, None])[:, 0]  # (B, C*p*p, h, w)
             hs = []
@@ -210,7 +223,7 @@ class EncoderForecaster(nn.Module):
                 states[i] = layer.cell(inp, states[i])
                 inp = states[i][0] if isinstance(states[i], tuple) else states[i]
                 hs.append(inp[:, None])
-            y = self._readout(hs)[:, 0]  # (B, C, H, W) logits
+            y = self._with_residual(self._readout(hs), last)[:, 0]  # (B, C, H, W) logits
             outs.append(y)
             prev = torch.sigmoid(y)
             if targets is not None and teacher_forcing > 0:
@@ -235,12 +248,12 @@ def encoder_forecaster(*, cell: Cell = "convlstm", hidden_channels: Sequence[int
                        patch_size: int = 4, in_channels: int = 1, num_output: int = 10, peephole: bool = True,
                        num_links: int | Sequence[int] = 5, output_from: Literal["all", "top"] = "all",
                        forecaster_input: ForecasterInput = "none",
-                       frame_size: int | None = None) -> EncoderForecaster:
+                       frame_size: int | None = None, residual: bool = False) -> EncoderForecaster:
     """Any encoder-forecaster: cell, layers and kernels as given (Shi et al. 2015's layout)."""
     return EncoderForecaster(in_channels, hidden_channels, cell=cell, kernel_size=kernel_size,
                              input_kernel_size=input_kernel_size, patch_size=patch_size, num_output=num_output,
                              peephole=peephole, num_links=num_links, output_from=output_from,
-                             forecaster_input=forecaster_input, frame_size=frame_size)
+                             forecaster_input=forecaster_input, frame_size=frame_size, residual=residual)
 
 
 def _shi_table1(hidden: tuple[int, ...], state_kernel: int, input_kernel: int, in_channels: int, patch_size: int,
