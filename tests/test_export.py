@@ -126,3 +126,26 @@ def test_torchscript_export_of_models_onnx_does_not_cover(tmp_path, name):
         with torch.no_grad():
             logits, _ = graph(video)
             torch.testing.assert_close(logits, model(video).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_a_residual_forecaster_exports_with_the_last_frame_as_input(tmp_path, shared_data):
+    run = tmp_path / "run"
+    assert main(["fit", "-c", "convlstm_movingmnist", "--run-dir", str(run),
+                 "model={name: encoder_forecaster, hidden_channels: [8, 8], kernel_size: 3, residual: true}",
+                 *FORECAST]) == 0
+    ckpt = run / "checkpoints" / "last.ckpt"
+    assert main(["export", str(ckpt), "--out", str(tmp_path / "onnx")]) == 0
+    meta = json.loads((tmp_path / "onnx" / "export.json").read_text())
+    assert list(meta["forecast"]["inputs"])[0] == "last"
+    model = load_model(ckpt)
+    names = list(meta["step"]["inputs"])[1:]
+    step, forecast = _session(tmp_path / "onnx" / "step.onnx"), _session(tmp_path / "onnx" / "forecast.onnx")
+    torch.manual_seed(0)
+    x = torch.rand(2, 4, 1, 32, 32)
+    with torch.no_grad():
+        want = model(x, meta["num_output"])
+    feeds = {n: np.zeros((2, int(meta["step"]["inputs"][n].split(",")[1]), 8, 8), np.float32) for n in names}
+    for t in range(4):
+        feeds = dict(zip(names, step.run(None, {"frame": x[:, t].numpy(), **feeds})))
+    got = forecast.run(None, {"last": x[:, -1].numpy(), **feeds})[0]
+    torch.testing.assert_close(torch.from_numpy(got), want, atol=1e-4, rtol=1e-4)

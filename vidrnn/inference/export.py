@@ -27,7 +27,7 @@ carry the encoder's states explicitly, one tensor per layer (``h0, c0, h1, c1, .
 * ``step.onnx``: ``frame (B, C, H, W)`` in [0, 1] and the states -> the states after that frame
   (``h0_out, ...``; all states are zeros before the first frame);
 * ``forecast.onnx``: the states (and ``last``, the last frame seen, for models with
-  ``forecaster_input: previous_frame``) -> ``logits (B, T_out, C, H, W)`` of the next ``T_out``
+  ``forecaster_input: previous_frame`` or ``residual: true``) -> ``logits (B, T_out, C, H, W)`` of the next ``T_out``
   frames (the checkpoint's ``num_output``; sigmoid gives intensities);
 
 so radar or video frames stream in one at a time and a forecast can be asked for after any of
@@ -219,11 +219,16 @@ class _ForecastStep(nn.Module):
         return tuple(_flatten_states(new))
 
 
+def _needs_last(model) -> bool:
+    """Whether the forecast reads the last frame seen (previous-frame forecasters, residual ones)."""
+    return model.forecaster_input == "previous_frame" or getattr(model, "residual", False)
+
+
 class _Forecast(nn.Module):
     def __init__(self, model, num_output: int):
         super().__init__()
         self.model, self.num_output = model, num_output
-        self.needs_last = model.forecaster_input == "previous_frame"
+        self.needs_last = _needs_last(model)
 
     def forward(self, *inputs):
         last, flat = (inputs[0], inputs[1:]) if self.needs_last else (None, inputs)
@@ -266,7 +271,7 @@ def _export_forecaster(model, info, checkpoint, out: Path) -> dict:
     fixed = model.frame_size is not None or model.cell == "trajgru"  # TrajGRU's warp grid is traced at one size
     hw = {0: "B"} if fixed else {0: "B", 2: "H", 3: "W"}
     shp = {0: "B"} if fixed else {0: "B", 2: "h", 3: "w"}
-    f_in = (["last"] if model.forecaster_input == "previous_frame" else []) + names
+    f_in = (["last"] if _needs_last(model) else []) + names
     _export(_ForecastStep(model), (torch.rand(2, C, size, size), *flat), out / "step.onnx",
             ["frame", *names], [f"{n}_out" for n in names],
             {"frame": hw, **{n: shp for n in names}, **{f"{n}_out": shp for n in names}}, dynamo=False)
