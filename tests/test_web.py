@@ -205,7 +205,7 @@ def test_a_radar_forecast_beside_the_truth_with_units_and_scores(radar):
     s = j["scores"]
     assert s["thresholds"] == [0.5, 2, 5, 10, 30]
     for method in ("nowcasting", "persistence", "pysteps_extrapolation"):  # all three on the same window
-        assert len(s[method]["csi"]) == 5 and len(s[method]["csi"][0]) == 2
+        assert len(s[method]["csi"]) == 5 and len(s[method]["csi"][0]) == 2 and len(s[method]["mae"]) == 2
     # the scores are those of this window: the same model, item and evaluation outside the server
     p = ForecastPredictor(load_model(radar))
     item = p.inputs(None)[1][1]

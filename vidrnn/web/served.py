@@ -166,9 +166,10 @@ class ServedCaptioner(Served):
             raise UploadRefused(f"refused: {e}") from None
         except (UnidentifiedImageError, OSError, ValueError):
             fmt = None
-        suffix = {"jpeg": ".jpg", "mpo": ".jpg"}.get(fmt, f".{fmt}") if fmt else ".video"
-        if fmt == "gif" and self.predictor.video:
-            suffix = ".gif.video"  # an animated GIF given to a video captioner is read as a video
+        if fmt is None or (fmt == "gif" and self.predictor.video):  # a video captioner reads a GIF as a video
+            suffix = ".video"
+        else:
+            suffix = {"jpeg": ".jpg", "mpo": ".jpg"}.get(fmt, f".{fmt}")
         target = upload.with_name("upload" + suffix)
         upload.rename(target)
         return target
@@ -250,8 +251,6 @@ class ServedForecaster(Served):
         return target
 
     def events(self, source, name: str, workdir: Path) -> Iterator[dict]:
-        import torch
-
         from vidrnn.viz.forecast import colour_frames, colour_legend
 
         p = self.predictor
@@ -281,10 +280,6 @@ class ServedForecaster(Served):
             result["scores"] = {"thresholds": s["thresholds"],
                                 **{k: {m: s[k][m] for m in ("csi", "pod", "far", "mae")} for k in
                                    ("nowcasting", "persistence", "pysteps_extrapolation", "pysteps_sprog") if k in s}}
-            truth = item["target_rain"]
-            ok = ~torch.isnan(truth)
-            err = (frames["forecast"] - truth).abs().where(ok, torch.zeros(()))
-            result["scores"]["mae_mmh"] = (err.sum(dim=(1, 2, 3)) / ok.sum(dim=(1, 2, 3)).clamp(min=1)).tolist()
             from vidrnn.metrics.rainrate import rainrate_to_dbz
 
             za, zb = float(p.settings.get("zr_a", 200.0)), float(p.settings.get("zr_b", 1.6))
