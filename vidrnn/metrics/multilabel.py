@@ -54,16 +54,23 @@ def global_average_precision(preds: torch.Tensor, target: torch.Tensor, top_k: i
     Returns:
         A scalar (0 when there is no positive).
     """
-    k = min(top_k, preds.shape[-1])
-    conf, idx = preds.float().topk(k, dim=-1)  # (N, k)
-    rel = target.float().gather(-1, idx).flatten()
-    order = conf.flatten().argsort(descending=True, stable=True)
-    rel = rel[order]
-    n_pos = target.float().sum()
-    if n_pos == 0:
-        return torch.tensor(0.0, device=preds.device)
+    conf, rel = _top_k_hits(preds, target, top_k)
+    return _pooled_ap(conf, rel, target.double().sum())
+
+
+def _top_k_hits(preds: torch.Tensor, target: torch.Tensor, top_k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each video's ``top_k`` confidences and whether each is a true label, flattened ``(N k,)``."""
+    conf, idx = preds.float().topk(min(top_k, preds.shape[-1]), dim=-1)  # (N, k)
+    return conf.flatten(), target.float().gather(-1, idx).flatten()
+
+
+def _pooled_ap(conf: torch.Tensor, rel: torch.Tensor, n_pos: torch.Tensor) -> torch.Tensor:
+    """Average precision of pooled predictions ranked by confidence, over ``n_pos`` positives."""
+    if n_pos == 0 or len(rel) == 0:
+        return torch.tensor(0.0, device=conf.device)
+    rel = rel[conf.argsort(descending=True, stable=True)]
     precision = rel.cumsum(0) / torch.arange(1, len(rel) + 1, device=rel.device)
-    return (precision * rel).sum() / n_pos
+    return ((precision * rel).sum() / n_pos).float()
 
 
 class GlobalAveragePrecision(Metric):
@@ -86,19 +93,15 @@ class GlobalAveragePrecision(Metric):
         self.add_state("positives", default=torch.tensor(0.0, dtype=torch.float64), dist_reduce_fx="sum")
 
     def update(self, preds: torch.Tensor, target: torch.Tensor) -> None:
-        k = min(self.top_k, preds.shape[-1])
-        conf, idx = preds.float().topk(k, dim=-1)  # (N, k)
-        self.conf.append(conf.flatten())
-        self.hits.append(target.float().gather(-1, idx).flatten())
+        conf, rel = _top_k_hits(preds, target, self.top_k)
+        self.conf.append(conf)
+        self.hits.append(rel)
         self.positives += target.double().sum()
 
     def compute(self) -> torch.Tensor:
-        conf, rel = dim_zero_cat(self.conf), dim_zero_cat(self.hits)
-        if self.positives == 0 or len(rel) == 0:
+        if not self.conf:
             return torch.tensor(0.0, device=self.positives.device)
-        rel = rel[conf.argsort(descending=True, stable=True)]
-        precision = rel.cumsum(0) / torch.arange(1, len(rel) + 1, device=rel.device)
-        return ((precision * rel).sum() / self.positives).float()
+        return _pooled_ap(dim_zero_cat(self.conf), dim_zero_cat(self.hits), self.positives)
 
 
 class HitAtOne(Metric):
