@@ -21,20 +21,19 @@ Usage: python benchmarks/bench_char_lm.py [--seconds 60] [--hidden 512] [--threa
 from __future__ import annotations
 
 import argparse
-import os
 import platform
 import statistics
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from _shared import SHARED_DATA
 from vidrnn import create_model
 from vidrnn.data.text import StreamChunks, TextDataModule
 from vidrnn.tasks.language_model import clip_gradients, detach_state
 
-TEXT = Path(os.environ.get("VIDRNN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "text"
+TEXT = SHARED_DATA / "text"
 
 
 @torch.no_grad()

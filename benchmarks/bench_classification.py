@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _shared import add_data_argument
 from vidrnn import create_model
 from vidrnn.io import VideoReader
 from vidrnn.io.sampling import DenseSampler, FixedRateSampler, SegmentSampler, UniformSampler
@@ -113,7 +114,7 @@ def table(title: str, head: tuple, rows: list[tuple]) -> None:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=os.environ.get("VIDRNN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+    add_data_argument(ap)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--decode-size", type=int, default=128)
     ap.add_argument("--batch", type=int, default=8)

@@ -25,7 +25,6 @@ Usage: python benchmarks/bench_frame_path.py [--data ../shared/data] [--repeats 
 from __future__ import annotations
 
 import argparse
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -33,6 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from _shared import add_data_argument
 from bench_classification import best_of, machine
 from bench_stream import make_video
 from vidrnn import create_model
@@ -185,8 +185,7 @@ def bench_frozen_training(repeats: int, batch: int = 8, frames: int = 8, size: i
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=os.environ.get("VIDRNN_SHARED_DATA",
-                                                     Path(__file__).resolve().parents[2] / "shared" / "data"))
+    add_data_argument(ap)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--decode-size", type=int, default=256)

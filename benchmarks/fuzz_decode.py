@@ -24,6 +24,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from _shared import add_data_argument
+
 SOURCES = ("asl/again.mkv", "asl/eat.mkv", "clips/arm_wrestling.mp4", "clips/flipping_pancake.mkv",
            "clips/ucf101_xvid_320x240.avi", "clips/v_CricketShot_g04_c01_rgb.gif", "clips/car-detection.mp4")
 KINDS = ("truncate", "flip_header", "flip_payload", "zero_block", "swap_blocks", "huge_duration", "huge_size",
@@ -201,8 +203,7 @@ def run_cases(paths: list[Path], timeout: float) -> list[str]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--data", default=os.environ.get("VIDRNN_SHARED_DATA",
-                                                     Path(__file__).resolve().parents[2] / "shared" / "data"))
+    add_data_argument(ap)
     ap.add_argument("--cases", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=20.0, help="seconds per case before it counts as a hang")
