@@ -28,10 +28,7 @@ import numpy as np
 
 from vidrnn.errors import DataError
 
-__all__ = ["dequantize", "quantize", "read_yt8m", "write_yt8m_frames", "YT8M_FEATURES"]
-
-#: feature sizes of the released dataset
-YT8M_FEATURES = {"rgb": 1024, "audio": 128}
+__all__ = ["dequantize", "quantize", "read_yt8m", "write_yt8m_frames"]
 
 
 def dequantize(q, max_quantized_value: float = 2.0, min_quantized_value: float = -2.0) -> np.ndarray:
