@@ -421,7 +421,15 @@ def _with_input_channels(enc: FrameEncoder, in_channels: int) -> FrameEncoder:
 class PrecomputedFeatures(FrameEncoder):
     """The "encoder" of features computed elsewhere (YouTube-8M's 1024-d Inception + 128-d audio
     per second, or any other released frame features): the identity on ``(B, T, D)``, always
-    reading precomputed features (it has no backbone to run on video)."""
+    reading precomputed features (it has no backbone to run on video).
+
+    Args:
+        feature_dim: D, the features' size (YouTube-8M rgb + audio: 1152).
+        config: the settings that rebuild it (saved in checkpoints).
+
+    Shape:
+        vectors ``(B, T, D)`` -> ``(B, T, D)``; as maps (for the map-pooling models) ``(B, T, D, 1, 1)``.
+    """
 
     def __init__(self, feature_dim: int, config: dict):
         super().__init__(nn.Identity(), feature_dim, feature_dim=feature_dim, blocks=[], trainable="none",
